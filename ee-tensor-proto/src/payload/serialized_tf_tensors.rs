@@ -1,0 +1,174 @@
+//! `SERIALIZED_TF_TENSORS`, Earth Engine's hosted default: each instance maps band names to
+//! the URL-safe base64 (written unpadded) of a serialized `TensorProto`, inside
+//! `{"instances": [...]}`; answers come as `{"predictions": [...]}`, bare strings for a
+//! single-output model, objects otherwise. Readers accept either base64 alphabet, padded or not.
+
+use super::{decode_rows_body, write_rows, Instance, OutputSpec, Slot};
+use crate::json::Reader;
+use crate::{b64, tensor_proto, Result, Tensor};
+
+/// The format's name in errors.
+pub const FORMAT: &str = "SERIALIZED_TF_TENSORS";
+
+fn write_tensor(t: &Tensor, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
+    scratch.clear();
+    tensor_proto::write_serialized(t, scratch);
+    out.push(b'"');
+    b64::encode_url_safe_into(scratch, out);
+    out.push(b'"');
+    Ok(())
+}
+
+fn write_body(key: &str, rows: &[Instance], bare: bool, out: &mut Vec<u8>) -> Result<()> {
+    out.reserve(encoded_len(rows));
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    let mut scratch = Vec::new();
+    write_rows(rows, bare, out, &mut |t, out| {
+        write_tensor(t, &mut scratch, out)
+    })?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// Appends `{"instances": [{band: "<base64>", ...}, ...]}` to `out`.
+pub fn encode_request(instances: &[Instance], out: &mut Vec<u8>) -> Result<()> {
+    write_body("instances", instances, false, out)
+}
+
+/// Appends `{"predictions": [...]}`: bare strings when every prediction holds exactly one
+/// tensor (a single-output model), objects otherwise.
+pub fn encode_response(predictions: &[Instance], out: &mut Vec<u8>) -> Result<()> {
+    let bare = !predictions.is_empty() && predictions.iter().all(|p| p.len() == 1);
+    write_body("predictions", predictions, bare, out)
+}
+
+/// An upper bound (exact for plain ASCII names) of the bytes `encode_request` writes, without
+/// encoding anything: what request batching measures.
+pub fn encoded_len(instances: &[Instance]) -> usize {
+    let rows: usize = instances
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|(name, t)| {
+                    let proto = tensor_proto::serialized_len(t);
+                    name.len() * 6
+                        + 2
+                        + 1
+                        + 2
+                        + base64::encoded_len(proto, false).unwrap_or(usize::MAX)
+                        + 1
+                })
+                .sum::<usize>()
+                + 2
+                + 1
+        })
+        .sum();
+    rows + 20
+}
+
+fn is_bare(r: &mut Reader<'_>) -> Result<bool> {
+    Ok(r.peek()? == b'"')
+}
+
+fn read_value(r: &mut Reader<'_>, slot: Slot<'_>) -> Result<Tensor> {
+    let text = r.string()?;
+    let bytes = b64::decode_any(text.as_bytes(), &|| slot.context.to_string())?;
+    match slot.dtype {
+        Some(dtype) => tensor_proto::deserialize_expecting(&bytes, dtype, slot.context),
+        None => tensor_proto::deserialize(&bytes),
+    }
+    .map_err(|e| match e {
+        crate::Error::Protobuf { message, source } => crate::Error::payload(
+            FORMAT,
+            format!("{}: malformed {message}: {source}", slot.context),
+        ),
+        other => other,
+    })
+}
+
+/// Decodes `{"instances": [...]}` (the server side). Names not in `inputs` are skipped; an
+/// empty `inputs` accepts every name with the dtype each TensorProto declares.
+pub fn decode_request(body: &[u8], inputs: &[OutputSpec]) -> Result<Vec<Instance>> {
+    decode_rows_body(body, FORMAT, "instances", inputs, &is_bare, &mut read_value)
+}
+
+/// Decodes `{"predictions": [...]}`. Each declared output must be present with its dtype;
+/// undeclared outputs are skipped; an empty `outputs` accepts everything.
+pub fn decode_response(body: &[u8], outputs: &[OutputSpec]) -> Result<Vec<Instance>> {
+    decode_rows_body(
+        body,
+        FORMAT,
+        "predictions",
+        outputs,
+        &is_bare,
+        &mut read_value,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DataType;
+
+    fn tile(v: f32) -> Tensor {
+        Tensor::from_vec(&[2, 2, 1], vec![v, v + 1.0, v + 2.0, v + 3.0]).unwrap()
+    }
+
+    #[test]
+    fn request_round_trips_and_is_unpadded_url_safe() {
+        let instances = vec![
+            Instance::new().with("B1", tile(0.0)).with("B2", tile(10.0)),
+            Instance::new()
+                .with("B1", tile(20.0))
+                .with("B2", tile(30.0)),
+        ];
+        let mut body = Vec::new();
+        encode_request(&instances, &mut body).unwrap();
+        assert!(body.len() <= encoded_len(&instances));
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.starts_with("{\"instances\":[{\"B1\":\""));
+        assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'));
+        let back = decode_request(&body, &[]).unwrap();
+        assert_eq!(back, instances);
+    }
+
+    #[test]
+    fn single_output_answers_are_bare_strings() {
+        let preds = vec![Instance::new().with("out", tile(1.0))];
+        let mut body = Vec::new();
+        encode_response(&preds, &mut body).unwrap();
+        assert!(body.starts_with(b"{\"predictions\":[\""));
+        let back = decode_response(&body, &[OutputSpec::new("out", DataType::Float32)]).unwrap();
+        assert_eq!(back, preds);
+        let err = decode_response(&body, &[OutputSpec::new("out", DataType::Int32)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected dtype int32, found float32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_outputs_and_server_errors_are_reported() {
+        let mut body = Vec::new();
+        encode_response(
+            &[Instance::new().with("a", tile(0.0)).with("b", tile(0.0))],
+            &mut body,
+        )
+        .unwrap();
+        let err = decode_response(&body, &[OutputSpec::new("c", DataType::Float32)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("prediction 0 lacks \"c\" (it has: a, b)"),
+            "{err}"
+        );
+        let err =
+            decode_response(br#"{"error": "Prediction failed: bad shape"}"#, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server answered with an error: Prediction failed: bad shape"
+        );
+    }
+}
