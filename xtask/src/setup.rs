@@ -1,0 +1,129 @@
+//! Installing what the tasks need, each step skipped when already done: Debian packages via
+//! apt-get (as root, or through sudo), and the Python virtual environment for interop checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian packages the test suite needs.
+pub const TEST_PACKAGES: &[&str] = &[];
+
+/// Debian packages the demo needs.
+pub const DEMO_PACKAGES: &[&str] = &[];
+
+/// Where things are.
+pub struct Env {
+    /// The workspace root.
+    pub root: PathBuf,
+}
+
+/// Runs a command, turning a failure into a message naming `what`.
+pub fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: could not start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl Env {
+    /// Finds the workspace root from the xtask crate's location.
+    pub fn discover() -> Result<Self, String> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .parent()
+            .ok_or("xtask has no parent folder")?
+            .to_path_buf();
+        Ok(Env { root })
+    }
+
+    /// The cargo that runs this task.
+    pub fn cargo(&self) -> Command {
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    }
+
+    /// Installs the Debian packages not already installed.
+    pub fn ensure_system_packages(&self, packages: &[&str]) -> Result<(), String> {
+        let missing: Vec<&str> = packages
+            .iter()
+            .copied()
+            .filter(|p| !is_installed(p))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        println!("xtask: installing Debian packages: {}", missing.join(" "));
+        apt(&["update", "-qq"])?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)
+    }
+
+    /// Creates `target/py` with the pinned interop requirements, unless it is up to date.
+    /// Returns the virtual environment's python.
+    pub fn ensure_venv(&self) -> Result<PathBuf, String> {
+        let venv = self.root.join("target/py");
+        let python = venv.join("bin/python");
+        let requirements = self.root.join("xtask/python-requirements.txt");
+        let wanted = std::fs::read_to_string(&requirements)
+            .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
+        let stamp = venv.join(".requirements-installed");
+        if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
+            return Ok(python);
+        }
+        if !python.exists() {
+            if !succeeds(Command::new("python3").args(["-m", "venv", "--help"])) {
+                self.ensure_system_packages(&["python3-venv"])?;
+            }
+            println!("xtask: creating the interop virtual environment in {}", venv.display());
+            run(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+            )?;
+        }
+        println!("xtask: installing Python packages for interop checks (first run only)");
+        run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+            "pip install",
+        )?;
+        std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+        Ok(python)
+    }
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn apt(args: &[&str]) -> Result<(), String> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut cmd, &format!("apt-get {}", args.first().unwrap_or(&"")))
+}
