@@ -35,14 +35,25 @@ fn manifest() -> Value {
 }
 
 fn b64(v: &Value) -> Vec<u8> {
-    B64.decode(v.as_str().expect("base64 string")).expect("valid base64")
+    B64.decode(v.as_str().expect("base64 string"))
+        .expect("valid base64")
 }
 
 fn tensor_of(v: &Value) -> Tensor {
     let dtype: DataType = v["dtype"].as_str().unwrap().parse().unwrap();
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
     if dtype == DataType::String {
-        let values = v["strings_b64"].as_array().unwrap().iter().map(b64).collect();
+        let values = v["strings_b64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         Tensor::from_strings(&shape, values).unwrap()
     } else {
         Tensor::from_le_bytes(dtype, &shape, &b64(&v["data_b64"])).unwrap()
@@ -52,8 +63,12 @@ fn tensor_of(v: &Value) -> Tensor {
 fn tensor_json(t: &Tensor) -> Value {
     let shape: Vec<usize> = t.shape().to_vec();
     match t.strings() {
-        Some(a) => json!({"dtype": "string", "shape": shape, "strings_b64": a.iter().map(|s| B64.encode(s)).collect::<Vec<_>>()}),
-        None => json!({"dtype": t.dtype().name(), "shape": shape, "data_b64": B64.encode(t.to_le_bytes().unwrap())}),
+        Some(a) => {
+            json!({"dtype": "string", "shape": shape, "strings_b64": a.iter().map(|s| B64.encode(s)).collect::<Vec<_>>()})
+        }
+        None => {
+            json!({"dtype": t.dtype().name(), "shape": shape, "data_b64": B64.encode(t.to_le_bytes().unwrap())})
+        }
     }
 }
 
@@ -61,20 +76,35 @@ fn instances_of(v: &Value) -> Vec<Instance> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|row| row.as_object().unwrap().iter().map(|(n, t)| (n.clone(), tensor_of(t))).collect())
+        .map(|row| {
+            row.as_object()
+                .unwrap()
+                .iter()
+                .map(|(n, t)| (n.clone(), tensor_of(t)))
+                .collect()
+        })
         .collect()
 }
 
 fn instances_json(rows: &[Instance]) -> Value {
     Value::Array(
         rows.iter()
-            .map(|r| Value::Object(r.iter().map(|(n, t)| (n.to_string(), tensor_json(t))).collect()))
+            .map(|r| {
+                Value::Object(
+                    r.iter()
+                        .map(|(n, t)| (n.to_string(), tensor_json(t)))
+                        .collect(),
+                )
+            })
             .collect(),
     )
 }
 
 fn specs_of(rows: &[Instance]) -> Vec<OutputSpec> {
-    rows[0].iter().map(|(n, t)| OutputSpec::new(n, t.dtype())).collect()
+    rows[0]
+        .iter()
+        .map(|(n, t)| OutputSpec::new(n, t.dtype()))
+        .collect()
 }
 
 /// Row-by-row equality, by name (JSON object order is not significant), NaN-safe.
@@ -104,7 +134,10 @@ fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
 }
 
 fn features_json(map: &std::collections::HashMap<String, Feature>) -> Value {
-    let sorted: BTreeMap<_, _> = map.iter().map(|(k, f)| (k.clone(), feature_json(f))).collect();
+    let sorted: BTreeMap<_, _> = map
+        .iter()
+        .map(|(k, f)| (k.clone(), feature_json(f)))
+        .collect();
     json!(sorted)
 }
 
@@ -119,16 +152,26 @@ fn tensorflow_tensors_decode_and_reencode_byte_for_byte() {
         let bytes = std::fs::read(fixtures().join(file)).unwrap();
         let want = tensor_of(&e["tensor"]);
         let got = tensor_proto::deserialize(&bytes).unwrap_or_else(|err| panic!("{file}: {err}"));
-        assert!(got.bit_eq(&want), "{file}: decoded {got:?}, manifest says {want:?}");
+        assert!(
+            got.bit_eq(&want),
+            "{file}: decoded {got:?}, manifest says {want:?}"
+        );
         let strict = tensor_proto::deserialize_expecting(&bytes, want.dtype(), file).unwrap();
         assert!(strict.bit_eq(&want));
         // tf.io.serialize_tensor output must be exactly what we write.
         if file.starts_with("tensor/ser_") {
-            assert_eq!(tensor_proto::serialize(&got), bytes, "{file}: our bytes differ from TensorFlow's");
+            assert_eq!(
+                tensor_proto::serialize(&got),
+                bytes,
+                "{file}: our bytes differ from TensorFlow's"
+            );
             reencoded += 1;
         }
     }
-    assert!(reencoded >= 50, "only {reencoded} serialize_tensor fixtures");
+    assert!(
+        reencoded >= 50,
+        "only {reencoded} serialize_tensor fixtures"
+    );
 }
 
 #[test]
@@ -142,7 +185,8 @@ fn tensorflow_examples_decode() {
     }
     for e in m["sequence_examples"].as_array().unwrap() {
         let file = e["file"].as_str().unwrap();
-        let ex = SequenceExample::decode(&std::fs::read(fixtures().join(file)).unwrap()[..]).unwrap();
+        let ex =
+            SequenceExample::decode(&std::fs::read(fixtures().join(file)).unwrap()[..]).unwrap();
         let context = ex.context.map(|f| f.feature).unwrap_or_default();
         assert_eq!(features_json(&context), e["context"], "{file}");
         let lists: BTreeMap<String, Value> = ex
@@ -150,7 +194,12 @@ fn tensorflow_examples_decode() {
             .map(|l| l.feature_list)
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, l)| (k, Value::Array(l.feature.iter().map(feature_json).collect())))
+            .map(|(k, l)| {
+                (
+                    k,
+                    Value::Array(l.feature.iter().map(feature_json).collect()),
+                )
+            })
             .collect();
         assert_eq!(json!(lists), e["feature_lists"], "{file}");
     }
@@ -165,8 +214,15 @@ fn tensorflow_tfrecords_read() {
         let (reader, compression) = open_reader(&bytes[..]).unwrap();
         let want_gzip = e["compression"] == "GZIP";
         assert_eq!(compression == Compression::Gzip, want_gzip, "{file}");
-        let got: Vec<Vec<u8>> = reader.collect::<Result<_, _>>().unwrap_or_else(|err| panic!("{file}: {err}"));
-        let want: Vec<Vec<u8>> = e["records_b64"].as_array().unwrap().iter().map(b64).collect();
+        let got: Vec<Vec<u8>> = reader
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|err| panic!("{file}: {err}"));
+        let want: Vec<Vec<u8>> = e["records_b64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         assert_eq!(got, want, "{file}");
     }
 }
@@ -183,10 +239,18 @@ fn real_client_payloads_decode() {
         let format = p["format"].as_str().unwrap();
         let request = p["kind"] == "request";
         let got: Vec<Instance> = match (format, request) {
-            ("SERIALIZED_TF_TENSORS", true) => serialized_tf_tensors::decode_request(&body, &[]).unwrap(),
-            ("SERIALIZED_TF_TENSORS", false) => serialized_tf_tensors::decode_response(&body, &specs).unwrap(),
-            ("TF_SERVING_ROW" | "TF_SERVING_COLUMNAR", true) => tf_serving::decode_request(&body, &specs).unwrap().instances,
-            ("TF_SERVING_ROW" | "TF_SERVING_COLUMNAR", false) => tf_serving::decode_response(&body, &specs).unwrap(),
+            ("SERIALIZED_TF_TENSORS", true) => {
+                serialized_tf_tensors::decode_request(&body, &[]).unwrap()
+            }
+            ("SERIALIZED_TF_TENSORS", false) => {
+                serialized_tf_tensors::decode_response(&body, &specs).unwrap()
+            }
+            ("TF_SERVING_ROW" | "TF_SERVING_COLUMNAR", true) => {
+                tf_serving::decode_request(&body, &specs).unwrap().instances
+            }
+            ("TF_SERVING_ROW" | "TF_SERVING_COLUMNAR", false) => {
+                tf_serving::decode_response(&body, &specs).unwrap()
+            }
             ("KSERVE_V2_JSON" | "KSERVE_V2_BINARY", _) => {
                 let header = p["header_length"].as_u64().map(|n| n as usize);
                 vec![if request {
@@ -197,7 +261,10 @@ fn real_client_payloads_decode() {
             }
             other => panic!("{file}: unexpected payload kind {other:?}"),
         };
-        assert!(same_rows(&got, &want), "{file}: decoded\n{got:?}\nmanifest says\n{want:?}");
+        assert!(
+            same_rows(&got, &want),
+            "{file}: decoded\n{got:?}\nmanifest says\n{want:?}"
+        );
         *seen.entry(format).or_insert(0) += 1;
     }
     assert_eq!(seen.len(), 5, "formats covered: {seen:?}");
@@ -220,18 +287,34 @@ fn write_our_encodings(dir: &Path) {
 
     let rows: Vec<Instance> = vec![
         Instance::new()
-            .with("B1", Tensor::from_vec(&[3, 2, 1], vec![0.5f32, -1.0, f32::NAN, 2.0, 3.0, f32::INFINITY]).unwrap())
-            .with("B2", Tensor::from_vec(&[3, 2, 2], (0..12).map(|v| v as i32 - 6).collect()).unwrap()),
+            .with(
+                "B1",
+                Tensor::from_vec(
+                    &[3, 2, 1],
+                    vec![0.5f32, -1.0, f32::NAN, 2.0, 3.0, f32::INFINITY],
+                )
+                .unwrap(),
+            )
+            .with(
+                "B2",
+                Tensor::from_vec(&[3, 2, 2], (0..12).map(|v| v as i32 - 6).collect()).unwrap(),
+            ),
         Instance::new()
             .with("B1", Tensor::from_vec(&[3, 2, 1], vec![1.0f32; 6]).unwrap())
-            .with("B2", Tensor::from_vec(&[3, 2, 2], (0..12).collect()).unwrap()),
+            .with(
+                "B2",
+                Tensor::from_vec(&[3, 2, 2], (0..12).collect()).unwrap(),
+            ),
     ];
     let mut payloads = Vec::new();
     let mut body = Vec::new();
     serialized_tf_tensors::encode_request(&rows, &mut body).unwrap();
     std::fs::write(dir.join("payload/stt_request.json"), &body).unwrap();
     payloads.push(json!({"file": "payload/stt_request.json", "format": "SERIALIZED_TF_TENSORS", "kind": "request", "instances": instances_json(&rows), "single_output": false}));
-    let single: Vec<Instance> = rows.iter().map(|r| Instance::new().with("output", r.get("B1").unwrap().clone())).collect();
+    let single: Vec<Instance> = rows
+        .iter()
+        .map(|r| Instance::new().with("output", r.get("B1").unwrap().clone()))
+        .collect();
     body.clear();
     serialized_tf_tensors::encode_response(&single, &mut body).unwrap();
     std::fs::write(dir.join("payload/stt_response.json"), &body).unwrap();
@@ -239,11 +322,24 @@ fn write_our_encodings(dir: &Path) {
 
     let tfs_rows: Vec<Instance> = rows
         .iter()
-        .map(|r| r.clone().with("img", Tensor::from_strings(&[], vec![vec![0, 0xff, b'x']]).unwrap()))
+        .map(|r| {
+            r.clone().with(
+                "img",
+                Tensor::from_strings(&[], vec![vec![0, 0xff, b'x']]).unwrap(),
+            )
+        })
         .collect();
     for (layout, name, format) in [
-        (tf_serving::Layout::Row, "tfs_row_request.json", "TF_SERVING_ROW"),
-        (tf_serving::Layout::Columnar, "tfs_columnar_request.json", "TF_SERVING_COLUMNAR"),
+        (
+            tf_serving::Layout::Row,
+            "tfs_row_request.json",
+            "TF_SERVING_ROW",
+        ),
+        (
+            tf_serving::Layout::Columnar,
+            "tfs_columnar_request.json",
+            "TF_SERVING_COLUMNAR",
+        ),
     ] {
         body.clear();
         tf_serving::encode_request(&tfs_rows, layout, Some("serving_default"), &mut body).unwrap();
@@ -258,14 +354,31 @@ fn write_our_encodings(dir: &Path) {
     let batched = Instance::stack(&rows)
         .unwrap()
         .with("flags", Tensor::from_vec(&[2], vec![true, false]).unwrap())
-        .with("text", Tensor::from_strings(&[2], vec![b"abc".to_vec(), b"".to_vec()]).unwrap())
-        .with("half", Tensor::from_vec(&[2], vec![half::f16::from_f32(1.5), half::f16::NEG_INFINITY]).unwrap());
-    for (binary, name, format) in [(false, "kserve_request.json", "KSERVE_V2_JSON"), (true, "kserve_request.bin", "KSERVE_V2_BINARY")] {
+        .with(
+            "text",
+            Tensor::from_strings(&[2], vec![b"abc".to_vec(), b"".to_vec()]).unwrap(),
+        )
+        .with(
+            "half",
+            Tensor::from_vec(
+                &[2],
+                vec![half::f16::from_f32(1.5), half::f16::NEG_INFINITY],
+            )
+            .unwrap(),
+        );
+    for (binary, name, format) in [
+        (false, "kserve_request.json", "KSERVE_V2_JSON"),
+        (true, "kserve_request.bin", "KSERVE_V2_BINARY"),
+    ] {
         let mut b = Vec::new();
         let mut inputs = batched.clone();
         if !binary {
             // JSON cannot carry NaN/Infinity portably; send finite floats.
-            inputs.push("B1", Tensor::from_vec(&[2, 3, 2, 1], (0..12).map(|v| v as f32 * 0.25).collect()).unwrap());
+            inputs.push(
+                "B1",
+                Tensor::from_vec(&[2, 3, 2, 1], (0..12).map(|v| v as f32 * 0.25).collect())
+                    .unwrap(),
+            );
             inputs.take("half");
         }
         let header = kserve_v2::encode_request(&inputs, &["y"], binary, &mut b).unwrap();
@@ -284,11 +397,21 @@ fn write_our_encodings(dir: &Path) {
         ("empty", float_feature(Vec::new())),
     ]);
     std::fs::write(dir.join("example/ours.pb"), ex.encode_to_vec()).unwrap();
-    let examples = vec![json!({"file": "example/ours.pb", "features": features_json(&ex.features.clone().unwrap().feature)})];
+    let examples = vec![
+        json!({"file": "example/ours.pb", "features": features_json(&ex.features.clone().unwrap().feature)}),
+    ];
 
-    let records: Vec<Vec<u8>> = vec![ex.encode_to_vec(), Vec::new(), vec![42u8; 70_000], b"last".to_vec()];
+    let records: Vec<Vec<u8>> = vec![
+        ex.encode_to_vec(),
+        Vec::new(),
+        vec![42u8; 70_000],
+        b"last".to_vec(),
+    ];
     let mut tfrecords = Vec::new();
-    for (compression, name, label) in [(Compression::None, "records/ours.tfrecord", ""), (Compression::Gzip, "records/ours.tfrecord.gz", "GZIP")] {
+    for (compression, name, label) in [
+        (Compression::None, "records/ours.tfrecord", ""),
+        (Compression::Gzip, "records/ours.tfrecord.gz", "GZIP"),
+    ] {
         let mut w = TfRecordWriter::new(Vec::new(), compression);
         for r in &records {
             w.write_record(r).unwrap();
@@ -298,7 +421,11 @@ fn write_our_encodings(dir: &Path) {
     }
 
     let out = json!({"tensors": tensors, "examples": examples, "sequence_examples": [], "tfrecords": tfrecords, "payloads": payloads});
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&out).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&out).unwrap(),
+    )
+    .unwrap();
 }
 
 fn interop_python() -> Option<PathBuf> {
@@ -315,7 +442,9 @@ fn interop_python() -> Option<PathBuf> {
 fn tensorflow_reads_what_we_write() {
     let dir = match std::env::var_os("EE_INTEROP_OUT") {
         Some(d) => PathBuf::from(d).join("ee-tensor-proto"),
-        None => std::env::temp_dir().join(format!("ee-tensor-proto-interop-{}", std::process::id())),
+        None => {
+            std::env::temp_dir().join(format!("ee-tensor-proto-interop-{}", std::process::id()))
+        }
     };
     let _ = std::fs::remove_dir_all(&dir);
     write_our_encodings(&dir);
@@ -329,10 +458,22 @@ fn tensorflow_reads_what_we_write() {
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_interop.py");
     for target in [dir.as_path(), fixtures().as_path()] {
-        let out = Command::new(&python).arg(&script).arg(target).output().expect("run check_interop.py");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(target)
+            .output()
+            .expect("run check_interop.py");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         println!("{text}");
-        assert!(out.status.success(), "TensorFlow rejected {}:\n{text}", target.display());
+        assert!(
+            out.status.success(),
+            "TensorFlow rejected {}:\n{text}",
+            target.display()
+        );
         assert!(text.contains(" passed, 0 failed"), "{text}");
     }
 }

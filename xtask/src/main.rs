@@ -26,10 +26,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        other => Err(format!(
-            "unknown task {:?}\n{USAGE}",
-            other.unwrap_or("")
-        )),
+        other => Err(format!("unknown task {:?}\n{USAGE}", other.unwrap_or(""))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,7 +42,15 @@ fn demo() -> Result<(), String> {
     env.ensure_system_packages(setup::DEMO_PACKAGES)?;
     run(
         env.cargo()
-            .args(["run", "--release", "--quiet", "-p", "ee-tensor-proto", "--example", "payload_tour"])
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "ee-tensor-proto",
+                "--example",
+                "payload_tour",
+            ])
             .current_dir(&env.root),
         "the demo",
     )

@@ -85,7 +85,10 @@ impl Env {
             if !succeeds(Command::new("python3").args(["-m", "venv", "--help"])) {
                 self.ensure_system_packages(&["python3-venv"])?;
             }
-            println!("xtask: creating the interop virtual environment in {}", venv.display());
+            println!(
+                "xtask: creating the interop virtual environment in {}",
+                venv.display()
+            );
             run(
                 Command::new("python3").arg("-m").arg("venv").arg(&venv),
                 "python3 -m venv",
@@ -94,7 +97,14 @@ impl Env {
         println!("xtask: installing Python packages for interop checks (first run only)");
         run(
             Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
                 .arg(&requirements),
             "pip install",
         )?;
@@ -125,5 +135,8 @@ fn apt(args: &[&str]) -> Result<(), String> {
         c
     };
     cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut cmd, &format!("apt-get {}", args.first().unwrap_or(&"")))
+    run(
+        &mut cmd,
+        &format!("apt-get {}", args.first().unwrap_or(&"")),
+    )
 }
