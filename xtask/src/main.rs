@@ -62,7 +62,8 @@ fn test(extra: &[String]) -> Result<(), String> {
     let python = env.ensure_venv()?;
     let interop_out = env.root.join("target/interop");
     let _ = std::fs::remove_dir_all(&interop_out);
-    run(
+    let mut tally = setup::Tally::default();
+    tally.run(
         env.cargo()
             .args(["test", "--workspace", "--all-targets"])
             .args(extra)
@@ -72,12 +73,15 @@ fn test(extra: &[String]) -> Result<(), String> {
             .current_dir(&env.root),
         "cargo test",
     )?;
-    run(
+    tally.run(
         env.cargo()
             .args(["test", "--workspace", "--doc"])
             .current_dir(&env.root),
         "doctests",
     )?;
-    println!("xtask: every test passed");
+    println!(
+        "xtask test: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
     Ok(())
 }

@@ -140,3 +140,51 @@ fn apt(args: &[&str]) -> Result<(), String> {
         &format!("apt-get {}", args.first().unwrap_or(&"")),
     )
 }
+
+/// Counts of tests run, summed over cargo's `test result:` lines.
+#[derive(Default)]
+pub struct Tally {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Runs a `cargo test` command, echoing its output and adding up its results.
+    pub fn run(&mut self, cmd: &mut Command, what: &str) -> Result<(), String> {
+        use std::io::{BufRead, BufReader};
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{what}: could not start: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("{what}: reading output: {e}"))?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                self.passed += count(rest, " passed");
+                self.failed += count(rest, " failed");
+            }
+        }
+        let status = child.wait().map_err(|e| format!("{what}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what} failed ({status})"))
+        }
+    }
+}
+
+/// The number before `label` in a `test result:` line (`ok. 39 passed; 0 failed; ...`).
+fn count(line: &str, label: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label.trim())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
