@@ -75,7 +75,8 @@ fn jobs() -> Vec<(&'static str, Job)> {
     job!("decode/TensorProto", move || {
         black_box(tensor_proto::deserialize(black_box(&proto)).unwrap());
     });
-    let encoders: Vec<(&'static str, fn(&[Instance], &mut Vec<u8>))> = vec![
+    type Encoder = fn(&[Instance], &mut Vec<u8>);
+    let encoders: Vec<(&'static str, Encoder)> = vec![
         ("encode/SERIALIZED_TF_TENSORS", |r, o| {
             serialized_tf_tensors::encode_request(r, o).unwrap()
         }),

@@ -449,6 +449,15 @@ impl Tensor {
     }
 }
 
+/// A `(C, H, W)` tensor rearranged as `(H, W, C)` (standard layout).
+pub(crate) fn channels_last(t: &Tensor) -> Tensor {
+    map_array!(t, a => {
+        let p = a.view().permuted_axes(IxDyn(&[1, 2, 0]));
+        let shape = p.shape().to_vec();
+        ArrayD::from_shape_vec(IxDyn(&shape), p.iter().cloned().collect()).expect("same count")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,13 +502,4 @@ mod tests {
         assert!(t.bit_eq(&t.clone()));
         assert_ne!(t, t.clone());
     }
-}
-
-/// A `(C, H, W)` tensor rearranged as `(H, W, C)` (standard layout).
-pub(crate) fn channels_last(t: &Tensor) -> Tensor {
-    map_array!(t, a => {
-        let p = a.view().permuted_axes(IxDyn(&[1, 2, 0]));
-        let shape = p.shape().to_vec();
-        ArrayD::from_shape_vec(IxDyn(&shape), p.iter().cloned().collect()).expect("same count")
-    })
 }

@@ -297,7 +297,7 @@ fn write_our_encodings(dir: &Path) {
             )
             .with(
                 "B2",
-                Tensor::from_vec(&[3, 2, 2], (0..12).map(|v| v as i32 - 6).collect()).unwrap(),
+                Tensor::from_vec(&[3, 2, 2], (0..12i32).map(|v| v - 6).collect()).unwrap(),
             ),
         Instance::new()
             .with("B1", Tensor::from_vec(&[3, 2, 1], vec![1.0f32; 6]).unwrap())

@@ -325,21 +325,20 @@ fn split_body(body: &[u8], header_length: Option<usize>) -> Result<(&[u8], &[u8]
     }
 }
 
+/// A decoded body: its tensors and, for requests, the requested outputs.
+struct Body {
+    tensors: Vec<(Entry, Tensor)>,
+    requested: Vec<(String, bool)>,
+}
+
 /// Reads the list of tensor objects under `key` and decodes them; other members are skipped.
-/// Returns the tensors and, for requests, the requested output names with their binary flag.
-fn decode_body(
-    body: &[u8],
-    header_length: Option<usize>,
-    key: &str,
-    what: &str,
-) -> Result<(Vec<(Entry, Tensor)>, Vec<(String, bool)>, Option<String>)> {
+fn decode_body(body: &[u8], header_length: Option<usize>, key: &str, what: &str) -> Result<Body> {
     let (header, mut tail) = split_body(body, header_length)?;
     let mut r = Reader::new(header);
     r.begin_object()?;
     let mut first = true;
     let mut entries = None;
     let mut requested = Vec::new();
-    let mut model_name = None;
     while let Some(k) = r.next_key(&mut first)? {
         if k == key {
             let mut list = Vec::new();
@@ -366,8 +365,6 @@ fn decode_body(
                 }
                 requested.push((name.unwrap_or_default(), binary));
             }
-        } else if k == "model_name" {
-            model_name = Some(r.string()?.into_owned());
         } else if k == "error" {
             return Err(Error::ServerError {
                 message: super::read_error_message(&mut r)?,
@@ -390,7 +387,10 @@ fn decode_body(
             format!("{} bytes of binary data after the last tensor", tail.len()),
         ));
     }
-    Ok((out, requested, model_name))
+    Ok(Body {
+        tensors: out,
+        requested,
+    })
 }
 
 /// A decoded inference request (the server side).
@@ -405,10 +405,10 @@ pub struct Request {
 /// Decodes an inference request; `header_length` is the `Inference-Header-Content-Length`
 /// value for binary bodies.
 pub fn decode_request(body: &[u8], header_length: Option<usize>) -> Result<Request> {
-    let (entries, outputs, _) = decode_body(body, header_length, "inputs", "input")?;
+    let body = decode_body(body, header_length, "inputs", "input")?;
     Ok(Request {
-        inputs: entries.into_iter().map(|(e, t)| (e.name, t)).collect(),
-        outputs,
+        inputs: body.tensors.into_iter().map(|(e, t)| (e.name, t)).collect(),
+        outputs: body.requested,
     })
 }
 
@@ -419,7 +419,7 @@ pub fn decode_response(
     header_length: Option<usize>,
     outputs: &[OutputSpec],
 ) -> Result<Instance> {
-    let (entries, _, _) = decode_body(body, header_length, "outputs", "output")?;
+    let entries = decode_body(body, header_length, "outputs", "output")?.tensors;
     let seen: Vec<String> = entries.iter().map(|(e, _)| e.name.clone()).collect();
     let mut result = Instance::new();
     for (e, t) in entries {

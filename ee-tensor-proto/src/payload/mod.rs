@@ -446,35 +446,6 @@ pub(crate) fn write_rows(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn format_names_parse() {
-        for f in PayloadFormat::ALL {
-            assert_eq!(f.name().parse::<PayloadFormat>().unwrap(), f);
-        }
-        assert_eq!(
-            "GRPC_SERIALIZED_TF_EXAMPLES"
-                .parse::<PayloadFormat>()
-                .unwrap(),
-            PayloadFormat::GrpcTfExamples
-        );
-        let err = "JSONISH".parse::<PayloadFormat>().unwrap_err().to_string();
-        assert!(err.contains("unknown payload format \"JSONISH\""), "{err}");
-    }
-
-    #[test]
-    fn instances_stack_and_unstack() {
-        let a = Instance::new().with("x", Tensor::zeros(DataType::Float32, &[2, 2]));
-        let b = Instance::new().with("x", Tensor::zeros(DataType::Float32, &[2, 2]));
-        let s = Instance::stack(&[a.clone(), b]).unwrap();
-        assert_eq!(s.get("x").unwrap().shape(), &[2, 2, 2]);
-        assert_eq!(Instance::unstack(&s).unwrap()[0], a);
-    }
-}
-
 /// Decodes a JSON body whose rows sit under `list_key` (`instances` or `predictions`); an
 /// `error` member is returned as [`Error::ServerError`]; other members are ignored.
 pub(crate) fn decode_rows_body(
@@ -507,4 +478,33 @@ pub(crate) fn decode_rows_body(
     }
     r.finish()?;
     rows.ok_or_else(|| Error::payload(format, format!("the body has no {list_key:?} list")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_parse() {
+        for f in PayloadFormat::ALL {
+            assert_eq!(f.name().parse::<PayloadFormat>().unwrap(), f);
+        }
+        assert_eq!(
+            "GRPC_SERIALIZED_TF_EXAMPLES"
+                .parse::<PayloadFormat>()
+                .unwrap(),
+            PayloadFormat::GrpcTfExamples
+        );
+        let err = "JSONISH".parse::<PayloadFormat>().unwrap_err().to_string();
+        assert!(err.contains("unknown payload format \"JSONISH\""), "{err}");
+    }
+
+    #[test]
+    fn instances_stack_and_unstack() {
+        let a = Instance::new().with("x", Tensor::zeros(DataType::Float32, &[2, 2]));
+        let b = Instance::new().with("x", Tensor::zeros(DataType::Float32, &[2, 2]));
+        let s = Instance::stack(&[a.clone(), b]).unwrap();
+        assert_eq!(s.get("x").unwrap().shape(), &[2, 2, 2]);
+        assert_eq!(Instance::unstack(&s).unwrap()[0], a);
+    }
 }
