@@ -29,10 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     #[cfg(feature = "grpc")]
     {
-        tonic_prost_build::configure()
-            .bytes(BYTES_FIELDS.iter().copied())
-            .out_dir(&out)
-            .compile_fds(fds)?;
+        let mut builder = tonic_prost_build::configure().out_dir(&out);
+        for field in BYTES_FIELDS {
+            builder = builder.bytes(field);
+        }
+        builder.compile_fds(fds)?;
     }
     #[cfg(not(feature = "grpc"))]
     {

@@ -65,7 +65,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     let mut tally = setup::Tally::default();
     tally.run(
         env.cargo()
-            .args(["test", "--workspace", "--all-targets"])
+            .args(["test", "--workspace", "--all-targets", "--all-features"])
             .args(extra)
             .env("EE_INTEROP_PYTHON", &python)
             .env("EE_INTEROP_OUT", &interop_out)
