@@ -1,0 +1,353 @@
+//! Streaming assembly of tile answers into output rows.
+//!
+//! Answers are accumulated (value x weight, and the weight) into a rolling window of output
+//! rows; when every tile that can touch a row has arrived, the row is finished and handed on
+//! as part of a [`Block`], so memory is bounded by the rows in flight, not by the raster.
+//! Accumulation runs in parallel over output rows with rayon (disjoint rows, no locks).
+//!
+//! `Crop` mode (Earth Engine's) keeps only each answer's core, so every output pixel gets
+//! exactly one value with weight one; `Blend` keeps the scaled margins and weighs them with
+//! raised-cosine profiles that sum to one. Both invariants are checked when a row finishes:
+//! a pixel with no answer, or written twice in crop mode, is an error, never a silent value.
+
+use std::collections::VecDeque;
+
+use ndarray::{Array2, Array3};
+use rayon::prelude::*;
+
+use crate::blend::axis_profile;
+use crate::{Error, Margins, RasterSize, Result, Tile, TileGrid, Window};
+
+/// How overlapping answers merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MergeMode {
+    /// Margins thrown away; every output pixel from exactly one tile.
+    #[default]
+    Crop,
+    /// Overlapping predictions averaged with raised-cosine weights.
+    Blend,
+}
+
+/// One tile's answer, ready to assemble.
+#[derive(Clone, Debug)]
+pub struct TileAnswer {
+    /// Which tile.
+    pub tile: Tile,
+    /// Values `(rows, cols, planes)` covering the output core plus `margins`.
+    pub values: Array3<f64>,
+    /// Margins (output pixels) present around the core in `values`.
+    pub margins: Margins,
+    /// Validity of the output core `(rows, cols)` (see [`crate::min_mask`]).
+    pub valid: Array2<bool>,
+}
+
+/// Finished output rows: values and validity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    /// First output row.
+    pub y0: usize,
+    /// Values `(planes, rows, cols)`; masked pixels hold 0.
+    pub values: Array3<f64>,
+    /// Validity `(rows, cols)`.
+    pub valid: Array2<bool>,
+}
+
+impl Block {
+    /// The window of the output this block covers.
+    pub fn window(&self) -> Window {
+        Window::new(0, self.y0 as i64, self.valid.ncols(), self.valid.nrows())
+    }
+}
+
+#[derive(Clone)]
+struct Row {
+    sum: Vec<f64>,
+    weight: Vec<f64>,
+    valid: Vec<bool>,
+    mask_writes: Vec<u8>,
+}
+
+impl Row {
+    fn new(width: usize, planes: usize) -> Self {
+        Row {
+            sum: vec![0.0; width * planes],
+            weight: vec![0.0; width],
+            valid: vec![false; width],
+            mask_writes: vec![0; width],
+        }
+    }
+}
+
+/// One answer prepared for accumulation: its footprint in output pixels and weight profiles.
+struct Placed<'a> {
+    answer: &'a TileAnswer,
+    footprint: Window,
+    wx: Vec<f64>,
+    wy: Vec<f64>,
+}
+
+/// Assembles answers of a [`TileGrid`] into finished output rows.
+pub struct Assembler {
+    grid: TileGrid,
+    mode: MergeMode,
+    planes: usize,
+    out: RasterSize,
+    rows: VecDeque<Row>,
+    first_row: usize,
+    seen: Vec<bool>,
+    done_per_row: Vec<usize>,
+    complete_rows: usize,
+}
+
+impl Assembler {
+    /// An assembler for `planes` output planes (array bands flattened). Blend mode needs
+    /// overlap margins that scale to whole output pixels.
+    pub fn new(grid: TileGrid, mode: MergeMode, planes: usize) -> Result<Self> {
+        if mode == MergeMode::Blend && grid.output_margins().is_none() {
+            let o = grid.overlap();
+            return Err(Error::InvalidGeometry(format!(
+                "blend needs overlap margins that scale to whole output pixels; overlap [{}, {}] with input tile [{}, {}] and output tile [{}, {}] does not",
+                o.x, o.y, grid.tile_size().width, grid.tile_size().height, grid.output_tile_size().width, grid.output_tile_size().height
+            )));
+        }
+        Ok(Assembler {
+            grid,
+            mode,
+            planes,
+            out: grid.output_size(),
+            rows: VecDeque::new(),
+            first_row: 0,
+            seen: vec![false; grid.len()],
+            done_per_row: vec![0; grid.rows()],
+            complete_rows: 0,
+        })
+    }
+
+    /// The merge mode.
+    pub fn mode(&self) -> MergeMode {
+        self.mode
+    }
+
+    /// Output rows currently held in memory.
+    pub fn rows_in_flight(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn place<'a>(&self, a: &'a TileAnswer) -> Result<Placed<'a>> {
+        let t = a.tile;
+        if self.grid.tile_number(t.number) != Some(t) {
+            return Err(Error::Assembly(format!(
+                "tile {} is not part of this grid",
+                t.index
+            )));
+        }
+        if self.seen[t.number] {
+            return Err(Error::Assembly(format!(
+                "tile {} was answered twice",
+                t.index
+            )));
+        }
+        let m = if self.mode == MergeMode::Crop {
+            Margins::default()
+        } else {
+            a.margins
+        };
+        let (h, w, planes) = a.values.dim();
+        let o = t.output;
+        let expect = (
+            o.height + a.margins.top + a.margins.bottom,
+            o.width + a.margins.left + a.margins.right,
+        );
+        if (h, w) != expect || planes != self.planes || a.valid.dim() != (o.height, o.width) {
+            return Err(Error::Assembly(format!(
+                "tile {}: values {:?} / mask {:?} do not match core {}x{} with margins {:?} and {} planes",
+                t.index, a.values.dim(), a.valid.dim(), o.height, o.width, a.margins, self.planes
+            )));
+        }
+        let footprint = o.expand(m.left, m.top, m.right, m.bottom);
+        let (col, row) = (t.index.col, t.index.row);
+        let (wx, wy) = match self.mode {
+            MergeMode::Crop => (vec![1.0; o.width], vec![1.0; o.height]),
+            MergeMode::Blend => (
+                axis_profile(
+                    o.width,
+                    m.left,
+                    m.right,
+                    col > 0,
+                    col + 1 < self.grid.cols(),
+                ),
+                axis_profile(
+                    o.height,
+                    m.top,
+                    m.bottom,
+                    row > 0,
+                    row + 1 < self.grid.rows(),
+                ),
+            ),
+        };
+        Ok(Placed {
+            answer: a,
+            footprint,
+            wx,
+            wy,
+        })
+    }
+
+    /// Accumulates a batch of answers (any tiles, any order), in parallel over output rows.
+    pub fn add(&mut self, answers: &[TileAnswer]) -> Result<()> {
+        let placed = answers
+            .iter()
+            .map(|a| self.place(a))
+            .collect::<Result<Vec<_>>>()?;
+        let out_window = self.out.window();
+        let mut bottom = self.first_row + self.rows.len();
+        for p in &placed {
+            if let Some(f) = p.footprint.intersect(out_window) {
+                if (f.y as usize) < self.first_row {
+                    return Err(Error::Assembly(format!(
+                        "tile {} reaches output row {} which was already finished",
+                        p.answer.tile.index, f.y
+                    )));
+                }
+                bottom = bottom.max(f.bottom() as usize);
+            }
+        }
+        let (width, planes) = (self.out.width, self.planes);
+        while self.first_row + self.rows.len() < bottom {
+            self.rows.push_back(Row::new(width, planes));
+        }
+        let first = self.first_row;
+        let mode = self.mode;
+        self.rows
+            .make_contiguous()
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(i, row)| {
+                let y = (first + i) as i64;
+                for p in &placed {
+                    let f = p.footprint;
+                    if y < f.y || y >= f.bottom() {
+                        continue;
+                    }
+                    let ly = (y - f.y) as usize;
+                    let wy = p.wy[ly];
+                    let core = p.answer.tile.output;
+                    let x_start = f.x.max(0);
+                    let x_end = f.right().min(width as i64);
+                    let m = if mode == MergeMode::Crop {
+                        Margins::default()
+                    } else {
+                        p.answer.margins
+                    };
+                    // Row of `values` for this output row (values always start at the answer's margins).
+                    let vy = ly + (p.answer.margins.top - m.top);
+                    let vx0 = p.answer.margins.left - m.left;
+                    for x in x_start..x_end {
+                        let lx = (x - f.x) as usize;
+                        let w = p.wx[lx] * wy;
+                        let xi = x as usize;
+                        let src = p.answer.values.slice(ndarray::s![vy, vx0 + lx, ..]);
+                        let dst = &mut row.sum[xi * planes..(xi + 1) * planes];
+                        for (d, s) in dst.iter_mut().zip(src.iter()) {
+                            *d += w * s;
+                        }
+                        row.weight[xi] += w;
+                    }
+                    if y >= core.y && y < core.bottom() {
+                        let cy = (y - core.y) as usize;
+                        for x in core.x.max(0)..core.right().min(width as i64) {
+                            let xi = x as usize;
+                            row.valid[xi] = p.answer.valid[[cy, (x - core.x) as usize]];
+                            row.mask_writes[xi] = row.mask_writes[xi].saturating_add(1);
+                        }
+                    }
+                }
+            });
+        for p in &placed {
+            let t = p.answer.tile;
+            self.seen[t.number] = true;
+            self.done_per_row[t.index.row] += 1;
+        }
+        Ok(())
+    }
+
+    /// Output rows below this one cannot be touched by tiles still to come.
+    fn finished_bound(&mut self) -> usize {
+        while self.complete_rows < self.grid.rows()
+            && self.done_per_row[self.complete_rows] == self.grid.cols()
+        {
+            self.complete_rows += 1;
+        }
+        if self.complete_rows == self.grid.rows() {
+            return self.out.height;
+        }
+        let top = self.complete_rows * self.grid.output_tile_size().height;
+        let margin = match self.mode {
+            MergeMode::Crop => 0,
+            MergeMode::Blend => self.grid.output_margins().map(|m| m.top).unwrap_or(0),
+        };
+        top.saturating_sub(margin).min(self.out.height)
+    }
+
+    /// Hands on the rows every contributing tile has reached, if any.
+    pub fn take_finished(&mut self) -> Result<Option<Block>> {
+        let bound = self.finished_bound();
+        if bound <= self.first_row {
+            return Ok(None);
+        }
+        let n = bound - self.first_row;
+        let (width, planes) = (self.out.width, self.planes);
+        while self.rows.len() < n {
+            // Rows no answer reached yet (they will fail the coverage check below).
+            self.rows.push_back(Row::new(width, planes));
+        }
+        let mut values = Array3::<f64>::zeros((planes, n, width));
+        let mut valid = Array2::<bool>::from_elem((n, width), false);
+        for i in 0..n {
+            let row = self.rows.pop_front().expect("rows allocated above");
+            let y = self.first_row + i;
+            for x in 0..width {
+                let w = row.weight[x];
+                let ok = match self.mode {
+                    MergeMode::Crop => w == 1.0,
+                    MergeMode::Blend => (w - 1.0).abs() < 1e-9,
+                };
+                if !ok || row.mask_writes[x] != 1 {
+                    return Err(Error::Assembly(format!(
+                        "output pixel (col {x}, row {y}) has weight {w} from {} core writes (expected weight 1 from exactly one core)",
+                        row.mask_writes[x]
+                    )));
+                }
+                valid[[i, x]] = row.valid[x];
+                if row.valid[x] {
+                    for p in 0..planes {
+                        values[[p, i, x]] = row.sum[x * planes + p] / w;
+                    }
+                }
+            }
+        }
+        let block = Block {
+            y0: self.first_row,
+            values,
+            valid,
+        };
+        self.first_row = bound;
+        Ok(Some(block))
+    }
+
+    /// Checks that every tile was answered and every row handed on.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(missing) = self.seen.iter().position(|s| !s) {
+            let t = self
+                .grid
+                .tile_number(missing)
+                .map(|t| t.index.to_string())
+                .unwrap_or_default();
+            return Err(Error::Assembly(format!("tile {t} was never answered")));
+        }
+        if self.take_finished()?.is_some() || self.first_row != self.out.height {
+            return Err(Error::Assembly("rows were left unhanded at the end".into()));
+        }
+        Ok(())
+    }
+}
