@@ -107,7 +107,7 @@ pub struct TileGrid {
 
 /// How output pixels relate to input pixels along one axis.
 fn check_ratio(axis: &str, input: usize, output: usize) -> Result<()> {
-    if input % output == 0 || output % input == 0 {
+    if input.is_multiple_of(output) || output.is_multiple_of(input) {
         Ok(())
     } else {
         Err(Error::InvalidGeometry(format!(
@@ -253,8 +253,9 @@ impl TileGrid {
     /// The overlap margins in output pixels, when they scale to whole pixels.
     pub fn output_margins(&self) -> Option<Margins> {
         let m = self.overlap.margins();
-        let scale =
-            |v: usize, out: usize, inp: usize| ((v * out) % inp == 0).then_some(v * out / inp);
+        let scale = |v: usize, out: usize, inp: usize| {
+            (v * out).is_multiple_of(inp).then_some(v * out / inp)
+        };
         Some(Margins {
             left: scale(m.left, self.out_tile.width, self.tile.width)?,
             right: scale(m.right, self.out_tile.width, self.tile.width)?,
