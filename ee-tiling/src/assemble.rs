@@ -10,6 +10,7 @@
 //! raised-cosine profiles that sum to one. Both invariants are checked when a row finishes:
 //! a pixel with no answer, or written twice in crop mode, is an error, never a silent value.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use ndarray::{Array2, Array3};
@@ -46,7 +47,7 @@ pub struct TileAnswer {
 pub struct Block {
     /// First output row.
     pub y0: usize,
-    /// Values `(planes, rows, cols)`; masked pixels hold 0.
+    /// Values `(rows, cols, planes)`; masked pixels hold 0.
     pub values: Array3<f64>,
     /// Validity `(rows, cols)`.
     pub valid: Array2<bool>,
@@ -81,6 +82,8 @@ impl Row {
 /// One answer prepared for accumulation: its footprint in output pixels and weight profiles.
 struct Placed<'a> {
     answer: &'a TileAnswer,
+    /// `answer.values` as one row-major slice.
+    values: Cow<'a, [f64]>,
     footprint: Window,
     wx: Vec<f64>,
     wy: Vec<f64>,
@@ -185,8 +188,13 @@ impl Assembler {
                 ),
             ),
         };
+        let values = match a.values.as_slice() {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(a.values.iter().copied().collect()),
+        };
         Ok(Placed {
             answer: a,
+            values,
             footprint,
             wx,
             wy,
@@ -223,45 +231,7 @@ impl Assembler {
             .par_iter_mut()
             .enumerate()
             .for_each(|(i, row)| {
-                let y = (first + i) as i64;
-                for p in &placed {
-                    let f = p.footprint;
-                    if y < f.y || y >= f.bottom() {
-                        continue;
-                    }
-                    let ly = (y - f.y) as usize;
-                    let wy = p.wy[ly];
-                    let core = p.answer.tile.output;
-                    let x_start = f.x.max(0);
-                    let x_end = f.right().min(width as i64);
-                    let m = if mode == MergeMode::Crop {
-                        Margins::default()
-                    } else {
-                        p.answer.margins
-                    };
-                    // Row of `values` for this output row (values always start at the answer's margins).
-                    let vy = ly + (p.answer.margins.top - m.top);
-                    let vx0 = p.answer.margins.left - m.left;
-                    for x in x_start..x_end {
-                        let lx = (x - f.x) as usize;
-                        let w = p.wx[lx] * wy;
-                        let xi = x as usize;
-                        let src = p.answer.values.slice(ndarray::s![vy, vx0 + lx, ..]);
-                        let dst = &mut row.sum[xi * planes..(xi + 1) * planes];
-                        for (d, s) in dst.iter_mut().zip(src.iter()) {
-                            *d += w * s;
-                        }
-                        row.weight[xi] += w;
-                    }
-                    if y >= core.y && y < core.bottom() {
-                        let cy = (y - core.y) as usize;
-                        for x in core.x.max(0)..core.right().min(width as i64) {
-                            let xi = x as usize;
-                            row.valid[xi] = p.answer.valid[[cy, (x - core.x) as usize]];
-                            row.mask_writes[xi] = row.mask_writes[xi].saturating_add(1);
-                        }
-                    }
-                }
+                accumulate_row(row, (first + i) as i64, &placed, width, planes, mode)
             });
         for p in &placed {
             let t = p.answer.tile;
@@ -301,31 +271,20 @@ impl Assembler {
             // Rows no answer reached yet (they will fail the coverage check below).
             self.rows.push_back(Row::new(width, planes));
         }
-        let mut values = Array3::<f64>::zeros((planes, n, width));
-        let mut valid = Array2::<bool>::from_elem((n, width), false);
-        for i in 0..n {
-            let row = self.rows.pop_front().expect("rows allocated above");
-            let y = self.first_row + i;
-            for x in 0..width {
-                let w = row.weight[x];
-                let ok = match self.mode {
-                    MergeMode::Crop => w == 1.0,
-                    MergeMode::Blend => (w - 1.0).abs() < 1e-9,
-                };
-                if !ok || row.mask_writes[x] != 1 {
-                    return Err(Error::Assembly(format!(
-                        "output pixel (col {x}, row {y}) has weight {w} from {} core writes (expected weight 1 from exactly one core)",
-                        row.mask_writes[x]
-                    )));
-                }
-                valid[[i, x]] = row.valid[x];
-                if row.valid[x] {
-                    for p in 0..planes {
-                        values[[p, i, x]] = row.sum[x * planes + p] / w;
-                    }
-                }
-            }
-        }
+        let rows: Vec<Row> = self.rows.drain(..n).collect();
+        let mut values = vec![0.0f64; n * width * planes];
+        let mut valid = vec![false; n * width];
+        let (first, mode) = (self.first_row, self.mode);
+        values
+            .par_chunks_mut(width * planes)
+            .zip(valid.par_chunks_mut(width))
+            .zip(rows.par_iter())
+            .enumerate()
+            .try_for_each(|(i, ((out, ok), row))| {
+                finish_row(row, out, ok, planes, mode, first + i)
+            })?;
+        let values = Array3::from_shape_vec((n, width, planes), values).expect("sized above");
+        let valid = Array2::from_shape_vec((n, width), valid).expect("sized above");
         let block = Block {
             y0: self.first_row,
             values,
@@ -350,4 +309,98 @@ impl Assembler {
         }
         Ok(())
     }
+}
+
+/// Adds every placed answer that reaches output row `y` into `row`.
+fn accumulate_row(
+    row: &mut Row,
+    y: i64,
+    placed: &[Placed<'_>],
+    width: usize,
+    planes: usize,
+    mode: MergeMode,
+) {
+    for p in placed {
+        let f = p.footprint;
+        if y < f.y || y >= f.bottom() {
+            continue;
+        }
+        let ly = (y - f.y) as usize;
+        let wy = p.wy[ly];
+        let m = if mode == MergeMode::Crop {
+            Margins::default()
+        } else {
+            p.answer.margins
+        };
+        // `values` covers the core plus the answer's own margins; the footprint may use fewer.
+        let vw = p.answer.values.dim().1;
+        let vy = ly + (p.answer.margins.top - m.top);
+        let vx0 = p.answer.margins.left - m.left;
+        let (x_start, x_end) = (f.x.max(0), f.right().min(width as i64));
+        if x_end > x_start {
+            let lx0 = (x_start - f.x) as usize;
+            let n = (x_end - x_start) as usize;
+            let src0 = (vy * vw + vx0 + lx0) * planes;
+            let src = &p.values[src0..src0 + n * planes];
+            let xs = x_start as usize;
+            let dst = &mut row.sum[xs * planes..(xs + n) * planes];
+            let weights = &mut row.weight[xs..xs + n];
+            for (((d, s), acc), wx) in dst
+                .chunks_exact_mut(planes)
+                .zip(src.chunks_exact(planes))
+                .zip(weights)
+                .zip(&p.wx[lx0..lx0 + n])
+            {
+                let w = wx * wy;
+                for (dv, sv) in d.iter_mut().zip(s) {
+                    *dv += w * sv;
+                }
+                *acc += w;
+            }
+        }
+        let core = p.answer.tile.output;
+        if y >= core.y && y < core.bottom() {
+            let cy = (y - core.y) as usize;
+            for x in core.x.max(0)..core.right().min(width as i64) {
+                let xi = x as usize;
+                row.valid[xi] = p.answer.valid[[cy, (x - core.x) as usize]];
+                row.mask_writes[xi] = row.mask_writes[xi].saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Turns one accumulated row into final values, checking its invariants.
+fn finish_row(
+    row: &Row,
+    out: &mut [f64],
+    ok: &mut [bool],
+    planes: usize,
+    mode: MergeMode,
+    y: usize,
+) -> Result<()> {
+    for (x, ((w, writes), (dst, valid))) in row
+        .weight
+        .iter()
+        .zip(&row.mask_writes)
+        .zip(out.chunks_exact_mut(planes).zip(ok.iter_mut()))
+        .enumerate()
+    {
+        let good = match mode {
+            MergeMode::Crop => *w == 1.0,
+            MergeMode::Blend => (w - 1.0).abs() < 1e-9,
+        };
+        if !good || *writes != 1 {
+            return Err(Error::Assembly(format!(
+                "output pixel (col {x}, row {y}) has weight {w} from {writes} core writes (expected weight 1 from exactly one core)"
+            )));
+        }
+        *valid = row.valid[x];
+        if *valid {
+            for (d, s) in dst.iter_mut().zip(&row.sum[x * planes..(x + 1) * planes]) {
+                *d = s / w;
+            }
+        }
+    }
+    Ok(())
 }

@@ -67,7 +67,7 @@ fn assemble(
         let h = b.valid.nrows();
         result
             .slice_mut(s![.., b.y0..b.y0 + h, ..])
-            .assign(&b.values);
+            .assign(&b.values.view().permuted_axes([2, 0, 1]));
     };
     for row in 0..grid.rows() {
         let answers: Vec<TileAnswer> = (0..grid.cols())
@@ -253,8 +253,8 @@ fn masks_follow_the_min_rule_through_assembly() {
     asm.add(&answers).unwrap();
     let b = asm.take_finished().unwrap().unwrap();
     assert!(!b.valid[[2, 2]] && b.valid[[2, 3]] && b.valid[[3, 2]]);
-    assert_eq!(b.values[[0, 2, 2]], 0.0);
-    assert_eq!(b.values[[0, 3, 3]], 5.0);
+    assert_eq!(b.values[[2, 2, 0]], 0.0);
+    assert_eq!(b.values[[3, 3, 0]], 5.0);
     asm.finish().unwrap();
 }
 
