@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Debian packages the test suite needs.
-pub const TEST_PACKAGES: &[&str] = &[];
+pub const TEST_PACKAGES: &[&str] = &["libgdal-dev", "gdal-bin", "pkg-config"];
 
 /// Debian packages the demo needs.
-pub const DEMO_PACKAGES: &[&str] = &[];
+pub const DEMO_PACKAGES: &[&str] = &["libgdal-dev", "gdal-bin", "pkg-config"];
 
 /// Where things are.
 pub struct Env {

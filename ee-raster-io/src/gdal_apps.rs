@@ -1,0 +1,122 @@
+//! Safe wrappers over the GDAL C API that the `gdal` crate does not cover: opening with
+//! verbose errors, `GDALWarp` (the `gdalwarp` program's engine) and `GDALTranslate`, each
+//! taking `gdalwarp`/`gdal_translate` style arguments, and a quiet error handler so GDAL
+//! reports through return values instead of printing to stderr.
+
+use std::ffi::{c_int, CStr, CString};
+use std::path::Path;
+use std::ptr;
+use std::sync::Once;
+
+use gdal::cpl::CslStringList;
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+
+use crate::{Error, Result};
+
+/// Routes GDAL's error messages into return values only (nothing printed), once per process.
+pub(crate) fn quiet_gdal() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| unsafe {
+        gdal_sys::CPLSetErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
+    });
+}
+
+fn last_message() -> String {
+    unsafe {
+        let msg = CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        gdal_sys::CPLErrorReset();
+        msg
+    }
+}
+
+/// Opens a raster read-only, with GDAL's reason in the error when it fails.
+pub fn open_raster(path: &Path) -> Result<Dataset> {
+    quiet_gdal();
+    let options = DatasetOptions {
+        open_flags: GdalOpenFlags::GDAL_OF_RASTER
+            | GdalOpenFlags::GDAL_OF_READONLY
+            | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
+        ..Default::default()
+    };
+    Dataset::open_ex(path, options).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        message: crate::error::message_of(&e),
+    })
+}
+
+fn argv(args: &[String]) -> Result<CslStringList> {
+    let mut list = CslStringList::new();
+    for a in args {
+        list.add_string(a)
+            .map_err(|e| Error::Grid(format!("bad GDAL argument {a:?}: {e}")))?;
+    }
+    Ok(list)
+}
+
+/// Runs `GDALWarp` on `src` with `gdalwarp`-style `args` into `dest` (`""` with `-of VRT` or
+/// `-of MEM` stays in memory). `what` names the source in errors.
+pub(crate) fn warp(src: &Dataset, dest: &str, args: &[String], what: &Path) -> Result<Dataset> {
+    quiet_gdal();
+    let list = argv(args)?;
+    let c_dest =
+        CString::new(dest).map_err(|_| Error::Grid("destination name holds a NUL byte".into()))?;
+    let fail = |message: String| Error::Gdal {
+        path: what.to_path_buf(),
+        operation: format!("warping with {}", args.join(" ")),
+        message,
+    };
+    unsafe {
+        let opts = gdal_sys::GDALWarpAppOptionsNew(list.as_ptr(), ptr::null_mut());
+        if opts.is_null() {
+            return Err(fail(last_message()));
+        }
+        let mut sources = [src.c_dataset()];
+        let mut usage_error: c_int = 0;
+        let handle = gdal_sys::GDALWarp(
+            c_dest.as_ptr(),
+            ptr::null_mut(),
+            1,
+            sources.as_mut_ptr(),
+            opts,
+            &mut usage_error,
+        );
+        gdal_sys::GDALWarpAppOptionsFree(opts);
+        if handle.is_null() {
+            return Err(fail(last_message()));
+        }
+        Ok(Dataset::from_c_dataset(handle))
+    }
+}
+
+/// Runs `GDALTranslate` on `src` with `gdal_translate`-style `args` into the file `dest`.
+pub(crate) fn translate(src: &Dataset, dest: &Path, args: &[String]) -> Result<Dataset> {
+    quiet_gdal();
+    let list = argv(args)?;
+    let c_dest = CString::new(dest.to_string_lossy().as_bytes())
+        .map_err(|_| Error::Grid("path holds a NUL byte".into()))?;
+    unsafe {
+        let opts = gdal_sys::GDALTranslateOptionsNew(list.as_ptr(), ptr::null_mut());
+        if opts.is_null() {
+            return Err(Error::Gdal {
+                path: dest.to_path_buf(),
+                operation: format!("translating with {}", args.join(" ")),
+                message: last_message(),
+            });
+        }
+        let mut usage_error: c_int = 0;
+        let handle =
+            gdal_sys::GDALTranslate(c_dest.as_ptr(), src.c_dataset(), opts, &mut usage_error);
+        gdal_sys::GDALTranslateOptionsFree(opts);
+        if handle.is_null() {
+            return Err(Error::Gdal {
+                path: dest.to_path_buf(),
+                operation: format!("translating with {}", args.join(" ")),
+                message: last_message(),
+            });
+        }
+        Ok(Dataset::from_c_dataset(handle))
+    }
+}

@@ -1,0 +1,346 @@
+//! `GeoTiffWriter`: a tiled, compressed GeoTIFF written window by window as rows finish.
+//!
+//! The file is written under a `.partial` name and renamed into place by `finish`, so a run
+//! that dies never leaves a file that looks complete. `finish` can also turn it into a
+//! Cloud-Optimized GeoTIFF with GDAL's COG driver. GTiff stores one type and one nodata value
+//! for all bands; the writer picks the narrowest type holding every band's values.
+
+use std::path::{Path, PathBuf};
+
+use ee_tensor_proto::DataType;
+use ee_tiling::{Block, GeoTransform, RasterSize};
+use gdal::raster::{Buffer, GdalDataType, GdalType, RasterCreationOptions};
+use gdal::spatial_ref::SpatialRef;
+use gdal::{Dataset, DriverManager, Metadata};
+
+use crate::error::gdal_err;
+use crate::gdal_apps::{open_raster, quiet_gdal, translate};
+use crate::{pixel, Error, Result};
+
+/// One output band.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputBand {
+    /// Band description (name).
+    pub name: String,
+    /// The values' type.
+    pub dtype: DataType,
+}
+
+/// Block compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// DEFLATE (zlib), with a predictor.
+    #[default]
+    Deflate,
+    /// Zstandard, with a predictor.
+    Zstd,
+    /// None.
+    None,
+}
+
+/// How the GeoTIFF is laid out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteOptions {
+    /// Block compression.
+    pub compression: Compression,
+    /// Square block size in pixels (a multiple of 16).
+    pub block_size: usize,
+    /// Nodata value written where output is masked; `None` picks NaN for floats and the
+    /// type's maximum for integers.
+    pub nodata: Option<f64>,
+    /// Convert to a Cloud-Optimized GeoTIFF at the end.
+    pub cog: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            compression: Compression::Deflate,
+            block_size: 256,
+            nodata: None,
+            cog: false,
+        }
+    }
+}
+
+/// A GeoTIFF being written.
+pub struct GeoTiffWriter {
+    path: PathBuf,
+    partial: PathBuf,
+    dataset: Dataset,
+    bands: Vec<OutputBand>,
+    gdal_type: GdalDataType,
+    nodata: f64,
+    size: RasterSize,
+    cog: Option<Compression>,
+    block_size: usize,
+}
+
+/// The name written to until `finish`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn compression_options(c: Compression, float: bool) -> Vec<String> {
+    let predictor = if float { "PREDICTOR=3" } else { "PREDICTOR=2" };
+    match c {
+        Compression::Deflate => vec!["COMPRESS=DEFLATE".into(), predictor.into()],
+        Compression::Zstd => vec!["COMPRESS=ZSTD".into(), predictor.into()],
+        Compression::None => vec![],
+    }
+}
+
+impl GeoTiffWriter {
+    /// Creates `path` (as `path.partial` until `finish`) of `size`, georeferenced by
+    /// `transform` and `crs_wkt`, with `bands`.
+    pub fn create(
+        path: impl AsRef<Path>,
+        size: RasterSize,
+        transform: GeoTransform,
+        crs_wkt: &str,
+        bands: &[OutputBand],
+        options: &WriteOptions,
+    ) -> Result<Self> {
+        quiet_gdal();
+        let path = path.as_ref().to_path_buf();
+        if bands.is_empty() {
+            return Err(Error::Grid(format!(
+                "{}: no output band to write",
+                path.display()
+            )));
+        }
+        if options.block_size == 0 || !options.block_size.is_multiple_of(16) {
+            return Err(Error::Grid(format!(
+                "block size {} is not a positive multiple of 16",
+                options.block_size
+            )));
+        }
+        let partial = partial_path(&path);
+        let _ = std::fs::remove_file(&partial);
+        let types: Vec<DataType> = bands.iter().map(|b| b.dtype).collect();
+        let gdal_type = pixel::common_type(&types)?;
+        let float = matches!(gdal_type, GdalDataType::Float32 | GdalDataType::Float64);
+        let nodata = options
+            .nodata
+            .unwrap_or_else(|| pixel::default_nodata(gdal_type));
+        let mut co: Vec<String> = vec![
+            "TILED=YES".into(),
+            format!("BLOCKXSIZE={}", options.block_size),
+            format!("BLOCKYSIZE={}", options.block_size),
+            "BIGTIFF=IF_SAFER".into(),
+            "SPARSE_OK=TRUE".into(),
+            "INTERLEAVE=BAND".into(),
+        ];
+        co.extend(compression_options(options.compression, float));
+        let creation = RasterCreationOptions::from_iter(co.iter().map(String::as_str));
+        let driver = DriverManager::get_driver_by_name("GTiff")
+            .map_err(gdal_err(&path, "finding the GTiff driver"))?;
+        let create = |ds: &mut Dataset| -> Result<()> {
+            ds.set_geo_transform(&transform.to_gdal())
+                .map_err(gdal_err(&partial, "setting the geotransform"))?;
+            if !crs_wkt.is_empty() {
+                let srs =
+                    SpatialRef::from_wkt(crs_wkt).map_err(gdal_err(&partial, "parsing the CRS"))?;
+                ds.set_spatial_ref(&srs)
+                    .map_err(gdal_err(&partial, "setting the CRS"))?;
+            }
+            for (i, b) in bands.iter().enumerate() {
+                let mut band = ds
+                    .rasterband(i + 1)
+                    .map_err(gdal_err(&partial, format!("opening band {}", i + 1)))?;
+                band.set_description(&b.name)
+                    .map_err(gdal_err(&partial, "setting a band description"))?;
+                band.set_no_data_value(Some(nodata))
+                    .map_err(gdal_err(&partial, "setting nodata"))?;
+            }
+            Ok(())
+        };
+        macro_rules! create_as {
+            ($t:ty) => {
+                driver.create_with_band_type_with_options::<$t, _>(
+                    &partial,
+                    size.width,
+                    size.height,
+                    bands.len(),
+                    &creation,
+                )
+            };
+        }
+        let made = match gdal_type {
+            GdalDataType::UInt8 => create_as!(u8),
+            GdalDataType::UInt16 => create_as!(u16),
+            GdalDataType::Int16 => create_as!(i16),
+            GdalDataType::UInt32 => create_as!(u32),
+            GdalDataType::Int32 => create_as!(i32),
+            GdalDataType::UInt64 => create_as!(u64),
+            GdalDataType::Int64 => create_as!(i64),
+            GdalDataType::Float32 => create_as!(f32),
+            _ => create_as!(f64),
+        };
+        let mut dataset = made.map_err(gdal_err(&partial, "creating the GeoTIFF"))?;
+        create(&mut dataset)?;
+        Ok(GeoTiffWriter {
+            path,
+            partial,
+            dataset,
+            bands: bands.to_vec(),
+            gdal_type,
+            nodata,
+            size,
+            cog: options.cog.then_some(options.compression),
+            block_size: options.block_size,
+        })
+    }
+
+    /// The nodata value written where output is masked.
+    pub fn nodata(&self) -> f64 {
+        self.nodata
+    }
+
+    /// The GDAL type of every band.
+    pub fn gdal_type(&self) -> GdalDataType {
+        self.gdal_type
+    }
+
+    /// Writes finished rows: `block.values` is `(rows, cols, bands)`; invalid pixels get nodata.
+    pub fn write_block(&mut self, block: &Block) -> Result<()> {
+        let (rows, cols, planes) = block.values.dim();
+        if planes != self.bands.len()
+            || cols != self.size.width
+            || block.y0 + rows > self.size.height
+        {
+            return Err(Error::Grid(format!(
+                "{}: block of {rows}x{cols}x{planes} at row {} does not fit a {}x{} raster of {} bands",
+                self.partial.display(),
+                block.y0,
+                self.size.width,
+                self.size.height,
+                self.bands.len()
+            )));
+        }
+        match self.gdal_type {
+            GdalDataType::UInt8 => self.write_as::<u8>(block),
+            GdalDataType::UInt16 => self.write_as::<u16>(block),
+            GdalDataType::Int16 => self.write_as::<i16>(block),
+            GdalDataType::UInt32 => self.write_as::<u32>(block),
+            GdalDataType::Int32 => self.write_as::<i32>(block),
+            GdalDataType::UInt64 => self.write_as::<u64>(block),
+            GdalDataType::Int64 => self.write_as::<i64>(block),
+            GdalDataType::Float32 => self.write_as::<f32>(block),
+            _ => self.write_as::<f64>(block),
+        }
+    }
+
+    fn write_as<T: GdalType + Copy + FromF64>(&mut self, block: &Block) -> Result<()> {
+        let (rows, cols, _) = block.values.dim();
+        let nodata = T::from_f64(self.nodata);
+        for (k, _) in self.bands.iter().enumerate() {
+            let mut data = Vec::with_capacity(rows * cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    data.push(if block.valid[[r, c]] {
+                        T::from_f64(block.values[[r, c, k]])
+                    } else {
+                        nodata
+                    });
+                }
+            }
+            let mut band = self
+                .dataset
+                .rasterband(k + 1)
+                .map_err(gdal_err(&self.partial, format!("opening band {}", k + 1)))?;
+            let mut buf = Buffer::new((cols, rows), data);
+            band.write((0, block.y0 as isize), (cols, rows), &mut buf)
+                .map_err(gdal_err(
+                    &self.partial,
+                    format!(
+                        "writing band {} rows {}..{}",
+                        k + 1,
+                        block.y0,
+                        block.y0 + rows
+                    ),
+                ))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, optionally converts to COG, and moves the file into place. Returns its path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.dataset
+            .flush_cache()
+            .map_err(gdal_err(&self.partial, "flushing"))?;
+        match self.cog {
+            None => {
+                drop(self.dataset);
+                std::fs::rename(&self.partial, &self.path).map_err(|source| Error::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            }
+            Some(compression) => {
+                drop(self.dataset);
+                let src = open_raster(&self.partial)?;
+                let staging = partial_path(&self.path.with_extension("cog.tif"));
+                let mut args: Vec<String> = vec![
+                    "-of".into(),
+                    "COG".into(),
+                    "-co".into(),
+                    format!("BLOCKSIZE={}", self.block_size),
+                ];
+                let float = matches!(
+                    self.gdal_type,
+                    GdalDataType::Float32 | GdalDataType::Float64
+                );
+                for o in compression_options(compression, float) {
+                    let o = o
+                        .replace("PREDICTOR=3", "PREDICTOR=YES")
+                        .replace("PREDICTOR=2", "PREDICTOR=YES");
+                    args.push("-co".into());
+                    args.push(o);
+                }
+                drop(translate(&src, &staging, &args)?);
+                drop(src);
+                std::fs::rename(&staging, &self.path).map_err(|source| Error::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                let _ = std::fs::remove_file(&self.partial);
+            }
+        }
+        Ok(self.path)
+    }
+}
+
+/// Conversion from the assembler's f64 to a band type: rounded and saturated for integers.
+pub trait FromF64: Copy {
+    /// Converts `v`.
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! from_f64_int {
+    ($($t:ty),*) => {$(
+        impl FromF64 for $t {
+            fn from_f64(v: f64) -> Self {
+                v.round() as $t
+            }
+        }
+    )*};
+}
+from_f64_int!(u8, u16, i16, u32, i32, u64, i64);
+
+impl FromF64 for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl FromF64 for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}

@@ -1,0 +1,361 @@
+//! End-to-end checks of reading, warping and writing against GDAL's own tools: `gdalinfo -json`
+//! reads what we write, and our warped windows equal `gdalwarp`'s output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ee_raster_io::{
+    write_quicklook, BandSelector, Compression, GeoTiffWriter, InputStack, OutputBand,
+    RasterSource, Resampling, SamplingGrid, WriteOptions,
+};
+use ee_tensor_proto::DataType;
+use ee_tiling::{Block, GeoTransform, RasterSize, Window};
+use gdal::raster::{Buffer, RasterCreationOptions};
+use gdal::spatial_ref::SpatialRef;
+use gdal::{DriverManager, Metadata};
+use ndarray::{Array2, Array3};
+use serde_json::Value;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ee-raster-io-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn utm33() -> String {
+    SpatialRef::from_epsg(32633).unwrap().to_wkt().unwrap()
+}
+
+/// A 2-band f32 input made with GDAL directly: band 1 "red" with nodata -9999 in a square,
+/// band 2 "nir"; values are a function of position.
+fn make_input(path: &Path, w: usize, h: usize) {
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let opts = RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE"]);
+    let mut ds = driver
+        .create_with_band_type_with_options::<f32, _>(path, w, h, 2, &opts)
+        .unwrap();
+    ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
+        .unwrap();
+    ds.set_spatial_ref(&SpatialRef::from_epsg(32633).unwrap())
+        .unwrap();
+    for (b, name) in [(1usize, "red"), (2, "nir")] {
+        let mut band = ds.rasterband(b).unwrap();
+        band.set_description(name).unwrap();
+        band.set_no_data_value(Some(-9999.0)).unwrap();
+        let data: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                if b == 1 && (10..14).contains(&x) && (5..8).contains(&y) {
+                    -9999.0
+                } else {
+                    (x as f32 * 0.37).sin() * 50.0 + y as f32 * b as f32
+                }
+            })
+            .collect();
+        band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+            .unwrap();
+    }
+}
+
+fn gdalinfo(path: &Path) -> Value {
+    let out = Command::new("gdalinfo")
+        .arg("-json")
+        .arg(path)
+        .output()
+        .expect("gdalinfo runs (gdal-bin installed)");
+    assert!(
+        out.status.success(),
+        "gdalinfo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn written_geotiff_reads_back_in_gdalinfo_and_through_the_stack() {
+    let path = scratch("out.tif");
+    let size = RasterSize::new(300, 200);
+    let transform = GeoTransform::north_up(600_000.0, 4_100_000.0, 20.0, 20.0);
+    let bands = [
+        OutputBand {
+            name: "water".into(),
+            dtype: DataType::Float32,
+        },
+        OutputBand {
+            name: "cloud".into(),
+            dtype: DataType::Uint8,
+        },
+    ];
+    let mut writer = GeoTiffWriter::create(
+        &path,
+        size,
+        transform,
+        &utm33(),
+        &bands,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    assert!(!path.exists(), "nothing at the final path before finish");
+    for y0 in (0..200).step_by(64) {
+        let rows = 64.min(200 - y0);
+        let values = Array3::from_shape_fn((rows, 300, 2), |(r, c, k)| {
+            ((y0 + r) * 1000 + c) as f64 * 0.5 + k as f64
+        });
+        let valid = Array2::from_shape_fn((rows, 300), |(r, c)| !((y0 + r) == 3 && c == 7));
+        writer.write_block(&Block { y0, values, valid }).unwrap();
+    }
+    let done = writer.finish().unwrap();
+    assert_eq!(done, path);
+    assert!(!ee_raster_io::partial_path(&path).exists());
+
+    let info = gdalinfo(&path);
+    assert!(info["coordinateSystem"]["wkt"]
+        .as_str()
+        .unwrap()
+        .contains("32633"));
+    let gt: Vec<f64> = info["geoTransform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(gt, transform.to_gdal().to_vec());
+    assert_eq!(info["size"], serde_json::json!([300, 200]));
+    assert_eq!(
+        info["metadata"]["IMAGE_STRUCTURE"]["COMPRESSION"],
+        "DEFLATE"
+    );
+    let b = info["bands"].as_array().unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0]["description"], "water");
+    assert_eq!(b[1]["description"], "cloud");
+    assert_eq!(b[0]["block"], serde_json::json!([256, 256]));
+    assert_eq!(b[0]["type"], "Float32", "u8 + f32 bands share float32");
+    assert_eq!(b[0]["noDataValue"], "NaN");
+
+    let stack =
+        InputStack::open(std::slice::from_ref(&path), &[], None, Resampling::Nearest).unwrap();
+    let data = stack
+        .read_window::<f32>(Window::new(0, 0, 300, 200), -1.0)
+        .unwrap();
+    assert!(!data.valid[[3, 7]] && data.valid[[3, 8]]);
+    assert_eq!(data.values[[0, 3, 8]], 1504.0);
+    assert_eq!(
+        data.values[[1, 150, 299]],
+        (150.0 * 1000.0 + 299.0) * 0.5 + 1.0
+    );
+    assert_eq!(
+        data.values[[0, 3, 7]],
+        -1.0,
+        "masked pixels hold the fill value"
+    );
+}
+
+#[test]
+fn windows_past_the_edge_are_filled_and_masked() {
+    let path = scratch("in_edges.tif");
+    make_input(&path, 40, 30);
+    let stack = InputStack::open(
+        std::slice::from_ref(&path),
+        &[(0, "nir".parse().unwrap()), (0, BandSelector::Index(1))],
+        None,
+        Resampling::Nearest,
+    )
+    .unwrap();
+    assert_eq!(stack.bands()[0].info.name, "nir");
+    let data = stack
+        .read_window::<f64>(Window::new(-3, -2, 20, 12), 0.0)
+        .unwrap();
+    assert_eq!(data.values.dim(), (2, 12, 20));
+    assert!(
+        !data.valid[[0, 5]] && !data.valid[[5, 0]],
+        "outside the raster"
+    );
+    assert_eq!(data.values[[0, 1, 5]], 0.0);
+    // (x, y) = (2, 0) is at window (5, 2)
+    assert!(data.valid[[2, 5]]);
+    assert_eq!(
+        data.values[[0, 2, 5]],
+        ((2.0f32 * 0.37).sin() * 50.0 + 0.0) as f64
+    );
+    // red is nodata at x 10..14, y 5..8 -> window cols 13..17, rows 7..10: masked in the stack
+    assert!(!data.valid[[7, 13]] && !data.valid[[9, 16]] && data.valid[[7, 17]]);
+    assert_eq!(
+        data.values[[1, 7, 13]],
+        0.0,
+        "masked pixels hold the fill value in every band"
+    );
+    // A window entirely outside is all fill, all invalid.
+    let out = stack
+        .read_window::<f32>(Window::new(100, 100, 4, 4), 7.0)
+        .unwrap();
+    assert!(out.valid.iter().all(|v| !v) && out.values.iter().all(|&v| v == 7.0));
+}
+
+#[test]
+fn bad_bands_and_files_name_themselves() {
+    let path = scratch("in_names.tif");
+    make_input(&path, 8, 8);
+    let source = RasterSource::open(&path).unwrap();
+    let err = source
+        .band(&BandSelector::Name("swir".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("in_names.tif: no band \"swir\"") && err.contains("#1 \"red\", #2 \"nir\""),
+        "{err}"
+    );
+    assert!(source.band(&BandSelector::Index(3)).is_err());
+
+    let bogus = scratch("not_a_raster.tif");
+    std::fs::write(&bogus, b"this is not a tiff").unwrap();
+    let err = RasterSource::open(&bogus).unwrap_err().to_string();
+    assert!(
+        err.contains("not_a_raster.tif") && err.contains("not recognized"),
+        "{err}"
+    );
+    let err = RasterSource::open(scratch("missing.tif"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing.tif") && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+fn read_all(path: &Path, band: usize) -> Vec<f32> {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let (w, h) = ds.raster_size();
+    ds.rasterband(band)
+        .unwrap()
+        .read_as::<f32>((0, 0), (w, h), (w, h), None)
+        .unwrap()
+        .into_shape_and_vec()
+        .1
+}
+
+#[test]
+fn warped_windows_equal_gdalwarp() {
+    let src = scratch("warp_src.tif");
+    make_input(&src, 120, 90);
+    // A geographic grid covering most of the source, coarser than it.
+    let wgs84 = SpatialRef::from_epsg(4326).unwrap().to_wkt().unwrap();
+    let grid = SamplingGrid {
+        crs_wkt: wgs84,
+        transform: GeoTransform::north_up(15.0010, 45.1530, 0.00019, 0.00011),
+        size: RasterSize::new(70, 60),
+    };
+    let (xmin, ymin, xmax, ymax) = grid.bounds().unwrap();
+    for (resampling, name) in [
+        (Resampling::Nearest, "near"),
+        (Resampling::Bilinear, "bilinear"),
+        (Resampling::Cubic, "cubic"),
+    ] {
+        let reference = scratch(&format!("gdalwarp_{name}.tif"));
+        let _ = std::fs::remove_file(&reference);
+        let status = Command::new("gdalwarp")
+            .args([
+                "-q",
+                "-t_srs",
+                "EPSG:4326",
+                "-te",
+                &xmin.to_string(),
+                &ymin.to_string(),
+                &xmax.to_string(),
+                &ymax.to_string(),
+            ])
+            .args([
+                "-ts", "70", "60", "-r", name, "-et", "0", "-wo", "XSCALE=1", "-wo", "YSCALE=1",
+            ])
+            .arg(&src)
+            .arg(&reference)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let want = read_all(&reference, 2);
+        let source = RasterSource::open_warped(&src, &grid, resampling).unwrap();
+        assert!(source.is_warped());
+        let stack = InputStack::new(vec![source], &[(0, BandSelector::Index(2))]).unwrap();
+        // Read in several windows, as tiles would, some past the edge.
+        let mut compared = 0;
+        for win in [
+            Window::new(0, 0, 70, 60),
+            Window::new(13, 7, 25, 31),
+            Window::new(50, 40, 30, 30),
+        ] {
+            let got = stack.read_window::<f32>(win, f32::NAN).unwrap();
+            for r in 0..win.height {
+                for c in 0..win.width {
+                    let (x, y) = (win.x as usize + c, win.y as usize + r);
+                    if x < 70 && y < 60 {
+                        let w = want[y * 70 + x];
+                        let g = got.values[[0, r, c]];
+                        if got.valid[[r, c]] {
+                            compared += 1;
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{name} ({x}, {y}): ours {g}, gdalwarp {w}"
+                            );
+                        } else {
+                            assert!(
+                                w == -9999.0 || w == 0.0,
+                                "{name} ({x}, {y}) masked here but gdalwarp has {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            compared > 4000,
+            "{name}: only {compared} valid pixels compared"
+        );
+    }
+}
+
+#[test]
+fn cog_and_quicklook() {
+    let path = scratch("cog.tif");
+    let size = RasterSize::new(600, 400);
+    let bands = [OutputBand {
+        name: "ndvi".into(),
+        dtype: DataType::Float32,
+    }];
+    let options = WriteOptions {
+        compression: Compression::Zstd,
+        cog: true,
+        ..Default::default()
+    };
+    let mut writer = GeoTiffWriter::create(
+        &path,
+        size,
+        GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
+        &utm33(),
+        &bands,
+        &options,
+    )
+    .unwrap();
+    let values = Array3::from_shape_fn((400, 600, 1), |(r, c, _)| (r + c) as f64);
+    let valid = Array2::from_shape_fn((400, 600), |(r, _)| r < 390);
+    writer
+        .write_block(&Block {
+            y0: 0,
+            values,
+            valid,
+        })
+        .unwrap();
+    writer.finish().unwrap();
+    let info = gdalinfo(&path);
+    assert_eq!(info["metadata"]["IMAGE_STRUCTURE"]["LAYOUT"], "COG");
+    assert_eq!(info["metadata"]["IMAGE_STRUCTURE"]["COMPRESSION"], "ZSTD");
+    assert_eq!(info["bands"][0]["description"], "ndvi");
+    let ds = gdal::Dataset::open(&path).unwrap();
+    assert_eq!(ds.rasterband(1).unwrap().description().unwrap(), "ndvi");
+
+    let png = scratch("quick.png");
+    assert_eq!(write_quicklook(&path, &png, &[1], 300).unwrap(), (300, 200));
+    let info = gdalinfo(&png);
+    assert_eq!(info["driverShortName"], "PNG");
+    assert_eq!(info["bands"].as_array().unwrap().len(), 2, "grey + alpha");
+}
