@@ -13,11 +13,22 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
 use crate::{Error, Result};
 
-/// Routes GDAL's error messages into return values only (nothing printed), once per process.
+/// GDAL's block cache when the user has not set `GDAL_CACHEMAX`: GDAL's own default (5% of
+/// RAM) would let the cache of written blocks grow with the raster.
+pub const DEFAULT_CACHE_MB: usize = 256;
+
+/// Once per process: routes GDAL's error messages into return values only (nothing printed)
+/// and bounds its block cache.
 pub(crate) fn quiet_gdal() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        gdal_sys::CPLSetErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
+    ONCE.call_once(|| {
+        unsafe {
+            gdal_sys::CPLSetErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
+        }
+        if std::env::var_os("GDAL_CACHEMAX").is_none() {
+            // Takes effect even when GDAL already sized its cache.
+            unsafe { gdal_sys::GDALSetCacheMax64((DEFAULT_CACHE_MB as i64) << 20) };
+        }
     });
 }
 

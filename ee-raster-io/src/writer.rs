@@ -97,7 +97,8 @@ fn compression_options(c: Compression, float: bool) -> Vec<String> {
 
 impl GeoTiffWriter {
     /// Creates `path` (as `path.partial` until `finish`) of `size`, georeferenced by
-    /// `transform` and `crs_wkt`, with `bands`.
+    /// `transform` and `crs_wkt` (WKT, or any definition GDAL accepts such as `EPSG:32633`),
+    /// with `bands`.
     pub fn create(
         path: impl AsRef<Path>,
         size: RasterSize,
@@ -144,8 +145,8 @@ impl GeoTiffWriter {
             ds.set_geo_transform(&transform.to_gdal())
                 .map_err(gdal_err(&partial, "setting the geotransform"))?;
             if !crs_wkt.is_empty() {
-                let srs =
-                    SpatialRef::from_wkt(crs_wkt).map_err(gdal_err(&partial, "parsing the CRS"))?;
+                let srs = SpatialRef::from_definition(crs_wkt)
+                    .map_err(gdal_err(&partial, "parsing the CRS"))?;
                 ds.set_spatial_ref(&srs)
                     .map_err(gdal_err(&partial, "setting the CRS"))?;
             }
