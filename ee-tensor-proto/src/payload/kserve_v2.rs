@@ -26,6 +26,56 @@ fn write_shape(shape: &[usize], out: &mut Vec<u8>) {
     out.push(b']');
 }
 
+/// Appends a tensor's raw contents as the binary extension and gRPC `raw_*_contents` carry
+/// them: little-endian elements, or for `BYTES` each element as a 4-byte little-endian length
+/// and its bytes.
+pub fn write_raw_contents(t: &Tensor, out: &mut Vec<u8>) {
+    binary_bytes(t, out)
+}
+
+/// Decodes raw contents (see [`write_raw_contents`]) of `dtype` and `shape`; `what` names the
+/// tensor in errors.
+pub fn tensor_from_raw_contents(
+    dtype: DataType,
+    shape: &[usize],
+    bytes: &[u8],
+    what: &str,
+) -> Result<Tensor> {
+    let n = element_count(shape)
+        .ok_or_else(|| Error::payload(FORMAT, format!("{what}: shape {shape:?} overflows")))?;
+    let result = if dtype == DataType::String {
+        let mut values = Vec::with_capacity(n.min(bytes.len() / 4));
+        let mut cur = bytes;
+        for _ in 0..n {
+            let Some((len, rest)) = cur.split_first_chunk::<4>() else {
+                return Err(Error::payload(
+                    FORMAT,
+                    format!("{what}: BYTES data truncated"),
+                ));
+            };
+            let len = u32::from_le_bytes(*len) as usize;
+            if len > rest.len() {
+                return Err(Error::payload(
+                    FORMAT,
+                    format!("{what}: BYTES element longer than the data"),
+                ));
+            }
+            values.push(rest[..len].to_vec());
+            cur = &rest[len..];
+        }
+        if !cur.is_empty() {
+            return Err(Error::payload(
+                FORMAT,
+                format!("{what}: {} bytes left after {n} BYTES elements", cur.len()),
+            ));
+        }
+        Tensor::from_strings(shape, values)
+    } else {
+        Tensor::from_le_bytes(dtype, shape, bytes)
+    };
+    result.map_err(|e| Error::payload(FORMAT, format!("{what}: {e}")))
+}
+
 fn binary_bytes(t: &Tensor, out: &mut Vec<u8>) {
     if let Tensor::String(a) = t {
         for s in a.iter() {
@@ -241,7 +291,7 @@ fn read_entry(r: &mut Reader<'_>, index: usize, what: &str) -> Result<Entry> {
 /// Decodes one entry's data, from the JSON `data` member or from the binary tail.
 fn entry_tensor(entry: &Entry, r: &mut Reader<'_>, tail: &mut &[u8], what: &str) -> Result<Tensor> {
     let name = &entry.name;
-    let n = element_count(&entry.shape).ok_or_else(|| {
+    element_count(&entry.shape).ok_or_else(|| {
         Error::payload(
             FORMAT,
             format!("{what} {name:?}: shape {:?} overflows", entry.shape),
@@ -259,40 +309,12 @@ fn entry_tensor(entry: &Entry, r: &mut Reader<'_>, tail: &mut &[u8], what: &str)
         }
         let (bytes, rest) = tail.split_at(size);
         *tail = rest;
-        return if entry.dtype == DataType::String {
-            let mut values = Vec::with_capacity(n.min(size / 4));
-            let mut cur = bytes;
-            for _ in 0..n {
-                let Some((len, rest)) = cur.split_first_chunk::<4>() else {
-                    return Err(Error::payload(
-                        FORMAT,
-                        format!("{what} {name:?}: BYTES data truncated"),
-                    ));
-                };
-                let len = u32::from_le_bytes(*len) as usize;
-                if len > rest.len() {
-                    return Err(Error::payload(
-                        FORMAT,
-                        format!("{what} {name:?}: BYTES element longer than the data"),
-                    ));
-                }
-                values.push(rest[..len].to_vec());
-                cur = &rest[len..];
-            }
-            if !cur.is_empty() {
-                return Err(Error::payload(
-                    FORMAT,
-                    format!(
-                        "{what} {name:?}: {} bytes left after {n} BYTES elements",
-                        cur.len()
-                    ),
-                ));
-            }
-            Tensor::from_strings(&entry.shape, values)
-        } else {
-            Tensor::from_le_bytes(entry.dtype, &entry.shape, bytes)
-        }
-        .map_err(|e| Error::payload(FORMAT, format!("{what} {name:?}: {e}")));
+        return tensor_from_raw_contents(
+            entry.dtype,
+            &entry.shape,
+            bytes,
+            &format!("{what} {name:?}"),
+        );
     }
     let at = entry.data_at.ok_or_else(|| {
         Error::payload(
