@@ -99,26 +99,27 @@ impl PredictClient {
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
         let url = predictor.url()?;
         let transport: Arc<dyn Transport> = if predictor.format.is_grpc() {
-            let model =
-                match &predictor.endpoint {
-                    Endpoint::TfServing {
-                        model,
-                        version,
-                        signature,
-                        ..
-                    } => GrpcModel::TfServing {
-                        name: model.clone(),
-                        version: version.clone(),
-                        signature: signature.clone(),
-                    },
-                    Endpoint::KServeV2 { model, version, .. } => GrpcModel::KServe {
-                        name: model.clone(),
-                        version: version.clone(),
-                    },
-                    other => return Err(Error::Config(format!(
+            let model = match &predictor.endpoint {
+                Endpoint::TfServing {
+                    model,
+                    version,
+                    signature,
+                    ..
+                } => GrpcModel::TfServing {
+                    name: model.clone(),
+                    version: version.clone(),
+                    signature: signature.clone(),
+                },
+                Endpoint::KServeV2 { model, version, .. } => GrpcModel::KServe {
+                    name: model.clone(),
+                    version: version.clone(),
+                },
+                other => {
+                    return Err(Error::Config(format!(
                         "gRPC payload formats need a TF Serving or KServe endpoint, not {other:?}"
-                    ))),
-                };
+                    )))
+                }
+            };
             Arc::new(GrpcTransport::new(url, predictor.format, model, outputs)?)
         } else {
             let signature = match &predictor.endpoint {
