@@ -179,6 +179,11 @@ impl PredictClient {
         )
     }
 
+    /// Bytes of the encoded request for `batch` (the actual body, as it would be sent).
+    pub fn encoded_size(&self, batch: &[Instance]) -> Result<usize> {
+        Ok(self.transport.prepare(batch)?.size)
+    }
+
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot(self.limiter.limit())

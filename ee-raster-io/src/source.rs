@@ -43,6 +43,65 @@ impl SamplingGrid {
             && same_crs(&self.crs_wkt, &other.crs_wkt)
     }
 
+    /// A north-up grid in `crs` with pixels of `pixel` (`[x, y]`, positive) aligned to
+    /// `origin`, covering this grid's extent (its outline densified and transformed).
+    pub fn covering(&self, crs: &str, pixel: [f64; 2], origin: [f64; 2]) -> Result<SamplingGrid> {
+        use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform};
+        let mut src = SpatialRef::from_wkt(&self.crs_wkt).map_err(|e| {
+            Error::Grid(format!(
+                "the input has no usable CRS to reproject from: {e}"
+            ))
+        })?;
+        let mut dst = SpatialRef::from_definition(crs)
+            .map_err(|e| Error::Grid(format!("proj CRS {crs:?}: {e}")))?;
+        src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        dst.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let ct = CoordTransform::new(&src, &dst)
+            .map_err(|e| Error::Grid(format!("cannot transform to {crs:?}: {e}")))?;
+        let (w, h) = (self.size.width as f64, self.size.height as f64);
+        let steps = 32;
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for i in 0..=steps {
+            let f = i as f64 / steps as f64;
+            for (c, r) in [(f * w, 0.0), (f * w, h), (0.0, f * h), (w, f * h)] {
+                let (x, y) = self.transform.apply(c, r);
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+        let mut zs = vec![0.0; xs.len()];
+        ct.transform_coords(&mut xs, &mut ys, &mut zs)
+            .map_err(|e| {
+                Error::Grid(format!("transforming the input's outline to {crs:?}: {e}"))
+            })?;
+        let fold = |v: &[f64], f: fn(f64, f64) -> f64, init: f64| {
+            v.iter().copied().filter(|x| x.is_finite()).fold(init, f)
+        };
+        let (xmin, xmax) = (
+            fold(&xs, f64::min, f64::INFINITY),
+            fold(&xs, f64::max, f64::NEG_INFINITY),
+        );
+        let (ymin, ymax) = (
+            fold(&ys, f64::min, f64::INFINITY),
+            fold(&ys, f64::max, f64::NEG_INFINITY),
+        );
+        if !(xmax > xmin && ymax > ymin) {
+            return Err(Error::Grid(format!(
+                "the input's extent does not transform to {crs:?}"
+            )));
+        }
+        let [px, py] = pixel;
+        let x0 = origin[0] + ((xmin - origin[0]) / px).floor() * px;
+        let y1 = origin[1] + ((ymax - origin[1]) / py).ceil() * py;
+        let width = ((xmax - x0) / px).ceil().max(1.0) as usize;
+        let height = ((y1 - ymin) / py).ceil().max(1.0) as usize;
+        Ok(SamplingGrid {
+            crs_wkt: dst.to_wkt().map_err(|e| Error::Grid(e.to_string()))?,
+            transform: GeoTransform::north_up(x0, y1, px, py),
+            size: RasterSize::new(width, height),
+        })
+    }
+
     /// The grid's bounds `(xmin, ymin, xmax, ymax)`; refused for rotated grids.
     pub fn bounds(&self) -> Result<(f64, f64, f64, f64)> {
         let t = self.transform;

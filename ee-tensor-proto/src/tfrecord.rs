@@ -71,6 +71,22 @@ impl<W: Write> TfRecordWriter<W> {
         self.records
     }
 
+    /// The underlying writer (for gzip, the compressed side), e.g. to `fsync` it; flush first.
+    pub fn get_mut(&mut self) -> &mut W {
+        match &mut self.sink {
+            Sink::Plain(w) => w,
+            Sink::Gzip(g) => g.get_mut(),
+        }
+    }
+
+    /// Flushes buffered data (for gzip, as far as the compressor allows).
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Plain(w) => w.flush(),
+            Sink::Gzip(g) => g.flush(),
+        }
+    }
+
     /// Flushes (ending the gzip stream) and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
         match self.sink {

@@ -40,20 +40,56 @@ fn main() -> ExitCode {
 fn demo() -> Result<(), String> {
     let env = Env::discover()?;
     env.ensure_system_packages(setup::DEMO_PACKAGES)?;
+    let out = env.root.join("target/demo");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let demo = env.root.join("ee-model/demo");
+    let (water, water_png, scene_png) = (
+        out.join("water.tif"),
+        out.join("water.png"),
+        out.join("scene.png"),
+    );
+    println!("xtask: predicting water on the sample scene with the embedded ONNX runtime");
     run(
         env.cargo()
             .args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "ee-tensor-proto",
-                "--example",
-                "payload_tour",
+                "run", "--quiet", "-p", "ee-model", "--", "predict", "--spec",
             ])
+            .arg(demo.join("water-spec.json"))
+            .arg("--input")
+            .arg(demo.join("scene.tif"))
+            .arg("--output")
+            .arg(&water)
+            .arg("--quicklook")
+            .arg(&water_png)
             .current_dir(&env.root),
-        "the demo",
-    )
+        "the demo prediction",
+    )?;
+    // A false-colour view of the input (NIR, red, green) to compare with.
+    run(
+        std::process::Command::new("gdal_translate")
+            .args([
+                "-q", "-of", "PNG", "-ot", "Byte", "-b", "4", "-b", "3", "-b", "2", "-scale", "0",
+                "4500", "0", "255",
+            ])
+            .arg(demo.join("scene.tif"))
+            .arg(&scene_png),
+        "gdal_translate of the scene preview",
+    )?;
+    let _ = std::fs::remove_file(out.join("scene.png.aux.xml"));
+    println!(
+        "\nThe demo scene ({}) is a 512 x 512, 10 m, four-band (B2 blue, B3 green, B4 red, B8 NIR)\n\
+         Sentinel-2-like image with lakes, a river, forest, fields and bare soil. The model\n\
+         (ee-model/demo/water.onnx, trained by ee-model/demo/make_demo.py) predicts the\n\
+         probability of open water for every pixel, tile by tile (128 x 128 with 8 pixels of overlap).\n\n\
+         GeoTIFF: {}  (float32 water probability, EPSG:32633, same grid as the scene)\n\
+         PNG:     {}  (white = water: the lakes and the meandering river)\n\
+         Scene:   {}  (false colour: vegetation red, water black, soil brown)",
+        demo.join("scene.tif").display(),
+        water.display(),
+        water_png.display(),
+        scene_png.display()
+    );
+    Ok(())
 }
 
 fn test(extra: &[String]) -> Result<(), String> {

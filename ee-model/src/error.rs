@@ -1,0 +1,57 @@
+//! The facade's error type: lower crates' errors wrapped with what was being done.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a prediction job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A model description that cannot work.
+    #[error("model spec: {0}")]
+    Spec(String),
+    /// Reading the spec file.
+    #[error("{path}: {message}")]
+    SpecFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// The embedded runtime.
+    #[error("local model {path}: {message}")]
+    Local {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The zoom-out guard refused the job.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Resuming is not possible.
+    #[error("resume: {0}")]
+    Resume(String),
+    /// Raster input or output.
+    #[error(transparent)]
+    Raster(#[from] ee_raster_io::Error),
+    /// Tile geometry or assembly.
+    #[error(transparent)]
+    Tiling(#[from] ee_tiling::Error),
+    /// Sending predictions.
+    #[error(transparent)]
+    Predict(#[from] ee_predict_client::Error),
+    /// Tensors and payloads.
+    #[error(transparent)]
+    Codec(#[from] ee_tensor_proto::Error),
+    /// Files beside the output (journal).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! The resume journal: every finished tile's answer, appended durably beside the output
+//! (`OUT.tif.journal`) in TFRecord framing (length and data both CRC-checked), after a header
+//! that fingerprints the job's arguments and inputs. A job started again with `--resume`
+//! replays the journal instead of predicting those tiles again, so the output is rebuilt with
+//! identical pixels; a record torn by a kill is detected by its CRC and dropped (that tile is
+//! predicted again); a journal of other arguments is refused.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use ee_tensor_proto::tfrecord::{Compression, TfRecordReader, TfRecordWriter};
+use ee_tiling::{Margins, TileAnswer, TileGrid};
+use ndarray::{Array2, Array3};
+
+use crate::{Error, Result};
+
+const MAGIC: &[u8] = b"ee-model journal v1\n";
+
+/// The journal file beside an output.
+pub fn journal_path(output: &Path) -> PathBuf {
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".journal");
+    output.with_file_name(name)
+}
+
+/// FNV-1a 64 over `parts`: a stable fingerprint of a job's arguments.
+pub fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain(&[0xffu8]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    path: PathBuf,
+    writer: TfRecordWriter<File>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn encode(answer: &TileAnswer) -> Vec<u8> {
+    let (rows, cols, planes) = answer.values.dim();
+    let m = answer.margins;
+    let mut out = Vec::with_capacity(48 + rows * cols * planes * 8 + answer.valid.len());
+    out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
+    for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    for v in answer.values.iter() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend(answer.valid.iter().map(|&b| b as u8));
+    out
+}
+
+fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
+    let u32_at = |i: usize| {
+        bytes
+            .get(8 + i * 4..12 + i * 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+    };
+    let number = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let tile = grid.tile_number(number)?;
+    let (rows, cols, planes) = (u32_at(0)?, u32_at(1)?, u32_at(2)?);
+    let margins = Margins {
+        left: u32_at(3)?,
+        right: u32_at(4)?,
+        top: u32_at(5)?,
+        bottom: u32_at(6)?,
+    };
+    let n = rows.checked_mul(cols)?.checked_mul(planes)?;
+    let body = bytes.get(36..)?;
+    if body.len() != n * 8 + tile.output.height * tile.output.width {
+        return None;
+    }
+    let values: Vec<f64> = body[..n * 8]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect();
+    let valid: Vec<bool> = body[n * 8..].iter().map(|&b| b != 0).collect();
+    Some(TileAnswer {
+        tile,
+        values: Array3::from_shape_vec((rows, cols, planes), values).ok()?,
+        margins,
+        valid: Array2::from_shape_vec((tile.output.height, tile.output.width), valid).ok()?,
+    })
+}
+
+impl Journal {
+    /// Starts a new journal for a job with `fingerprint`, replacing any old one.
+    pub fn create(path: &Path, fingerprint: &str) -> Result<Self> {
+        let file = File::create(path).map_err(io(path))?;
+        let mut writer = TfRecordWriter::new(file, Compression::None);
+        writer
+            .write_record(&[MAGIC, fingerprint.as_bytes()].concat())
+            .map_err(io(path))?;
+        let mut j = Journal {
+            path: path.to_path_buf(),
+            writer,
+        };
+        j.sync()?;
+        Ok(j)
+    }
+
+    /// Opens an existing journal for the job with `fingerprint`: returns the answers it holds
+    /// (a torn tail is dropped and cut off) and the journal, ready to append.
+    pub fn resume(
+        path: &Path,
+        fingerprint: &str,
+        grid: &TileGrid,
+    ) -> Result<(Vec<TileAnswer>, Self)> {
+        let file = File::open(path).map_err(io(path))?;
+        let mut reader = TfRecordReader::new(BufReader::new(file));
+        let mut record = Vec::new();
+        let header_ok =
+            reader.read_record(&mut record).ok() == Some(true) && record.starts_with(MAGIC);
+        if !header_ok {
+            return Err(Error::Resume(format!(
+                "{} is not a journal of this program; remove it or run without --resume",
+                path.display()
+            )));
+        }
+        let found = String::from_utf8_lossy(&record[MAGIC.len()..]).to_string();
+        if found != fingerprint {
+            return Err(Error::Resume(format!(
+                "{} belongs to a run with other arguments or inputs (fingerprint {found}, this run {fingerprint}); run without --resume to start over",
+                path.display()
+            )));
+        }
+        let mut good = (MAGIC.len() + fingerprint.len() + 16) as u64;
+        let mut answers = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Ok(true) = reader.read_record(&mut record) {
+            match decode(&record, grid) {
+                Some(a) if seen.insert(a.tile.number) => {
+                    good += record.len() as u64 + 16;
+                    answers.push(a);
+                }
+                _ => break,
+            }
+        }
+        // Cut off whatever follows the last good record, then append after it.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        file.set_len(good).map_err(io(path))?;
+        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        let writer = TfRecordWriter::new(file, Compression::None);
+        Ok((
+            answers,
+            Journal {
+                path: path.to_path_buf(),
+                writer,
+            },
+        ))
+    }
+
+    /// Appends one tile's answer durably.
+    pub fn append(&mut self, answer: &TileAnswer) -> Result<()> {
+        self.writer
+            .write_record(&encode(answer))
+            .map_err(io(&self.path))?;
+        self.sync()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.writer.flush().map_err(io(&self.path))?;
+        self.writer.get_mut().sync_data().map_err(io(&self.path))
+    }
+
+    /// Removes the journal (the job is complete).
+    pub fn remove(self) -> Result<()> {
+        let path = self.path.clone();
+        drop(self.writer);
+        std::fs::remove_file(&path).map_err(io(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ee_tiling::{Overlap, RasterSize, TileSize};
+
+    fn grid() -> TileGrid {
+        TileGrid::new(
+            RasterSize::new(10, 10).window(),
+            TileSize::new(4, 4).unwrap(),
+            Overlap::default(),
+            TileSize::new(4, 4).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn answer(n: usize) -> TileAnswer {
+        let tile = grid().tile_number(n).unwrap();
+        TileAnswer {
+            tile,
+            values: Array3::from_elem((4, 4, 2), n as f64 + 0.5),
+            margins: Margins::default(),
+            valid: Array2::from_elem((4, 4), n.is_multiple_of(2)),
+        }
+    }
+
+    #[test]
+    fn torn_tails_are_dropped_and_other_jobs_refused() {
+        let dir = std::env::temp_dir().join(format!("ee-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.tif.journal");
+        let mut j = Journal::create(&path, "abc").unwrap();
+        for n in 0..3 {
+            j.append(&answer(n)).unwrap();
+        }
+        drop(j);
+        // Tear the last record in half, as a kill mid-write would.
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 100)
+            .unwrap();
+        let (answers, mut j) = Journal::resume(&path, "abc", &grid()).unwrap();
+        assert_eq!(answers.len(), 2);
+        assert_eq!(answers[1].values, answer(1).values);
+        j.append(&answer(2)).unwrap();
+        drop(j);
+        let (answers, _) = Journal::resume(&path, "abc", &grid()).unwrap();
+        assert_eq!(
+            answers.iter().map(|a| a.tile.number).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let err = Journal::resume(&path, "other", &grid())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("other arguments"), "{err}");
+    }
+}

@@ -1,0 +1,384 @@
+//! The embedded runtime: ONNX models run in process with tract (pure Rust, nothing
+//! downloaded). Symbolic batch, height and width are bound per concrete input shape and the
+//! optimised plan is cached per shape (a fully symbolic plan runs many times slower). Tensors
+//! arrive NHWC (Earth Engine's layout); an NCHW model gets them transposed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ee_tensor_proto::{DataType, Instance, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use tract_onnx::prelude::{
+    DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, Symbol, TDim, TValue,
+    TypedModel, TypedRunnableModel,
+};
+
+use crate::{Error, Result};
+
+/// Axis order the model expects for rank-4 tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Batch, height, width, channels (Earth Engine's).
+    #[default]
+    Nhwc,
+    /// Batch, channels, height, width (PyTorch's).
+    Nchw,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "NHWC" => Ok(Layout::Nhwc),
+            "NCHW" => Ok(Layout::Nchw),
+            other => Err(Error::Spec(format!(
+                "layout must be NHWC or NCHW, not {other:?}"
+            ))),
+        }
+    }
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// A loaded ONNX model.
+pub struct LocalModel {
+    path: PathBuf,
+    typed: TypedModel,
+    layout: Layout,
+    inputs: Vec<(String, DataType)>,
+    outputs: Vec<String>,
+    plans: Mutex<HashMap<Vec<Vec<usize>>, Plan>>,
+}
+
+fn dtype_of(d: DatumType) -> Option<DataType> {
+    Some(match d {
+        DatumType::F32 => DataType::Float32,
+        DatumType::F64 => DataType::Float64,
+        DatumType::F16 => DataType::Float16,
+        DatumType::I8 => DataType::Int8,
+        DatumType::I16 => DataType::Int16,
+        DatumType::I32 => DataType::Int32,
+        DatumType::I64 => DataType::Int64,
+        DatumType::U8 => DataType::Uint8,
+        DatumType::U16 => DataType::Uint16,
+        DatumType::U32 => DataType::Uint32,
+        DatumType::U64 => DataType::Uint64,
+        DatumType::Bool => DataType::Bool,
+        _ => return None,
+    })
+}
+
+impl LocalModel {
+    /// Loads `path`.
+    pub fn load(path: impl AsRef<Path>, layout: Layout) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |m: String| Error::Local {
+            path: path.clone(),
+            message: m,
+        };
+        if !path.exists() {
+            return Err(fail("no such file".into()));
+        }
+        let model = tract_onnx::onnx()
+            .model_for_path(&path)
+            .map_err(|e| fail(format!("cannot load: {e:#}")))?;
+        let typed = model.into_typed().map_err(|e| {
+            fail(format!(
+                "cannot type the graph (give the model named or fixed input dimensions): {e:#}"
+            ))
+        })?;
+        let mut inputs = Vec::new();
+        for (i, outlet) in typed
+            .input_outlets()
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .enumerate()
+        {
+            let fact = typed.input_fact(i).map_err(|e| fail(e.to_string()))?;
+            let dt = dtype_of(fact.datum_type).ok_or_else(|| {
+                fail(format!(
+                    "input {i} has unsupported type {:?}",
+                    fact.datum_type
+                ))
+            })?;
+            inputs.push((typed.node(outlet.node).name.clone(), dt));
+        }
+        let outputs = typed
+            .output_outlets()
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .map(|o| {
+                typed
+                    .outlet_label(*o)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| typed.node(o.node).name.clone())
+            })
+            .collect();
+        Ok(LocalModel {
+            path,
+            typed,
+            layout,
+            inputs,
+            outputs,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The model's inputs: names and element types.
+    pub fn inputs(&self) -> &[(String, DataType)] {
+        &self.inputs
+    }
+
+    /// The model's output names.
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    fn fail(&self, m: String) -> Error {
+        Error::Local {
+            path: self.path.clone(),
+            message: m,
+        }
+    }
+
+    /// The optimised plan for these concrete input shapes (model layout), cached.
+    fn plan(&self, shapes: &[Vec<usize>]) -> Result<Plan> {
+        if let Some(p) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(shapes)
+        {
+            return Ok(p.clone());
+        }
+        let mut subs: HashMap<Symbol, TDim> = HashMap::new();
+        for (i, shape) in shapes.iter().enumerate() {
+            let fact = self
+                .typed
+                .input_fact(i)
+                .map_err(|e| self.fail(e.to_string()))?;
+            let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            if dims.len() != shape.len() {
+                return Err(self.fail(format!(
+                    "input {:?} has rank {} but a tensor of shape {shape:?} was given",
+                    self.inputs[i].0,
+                    dims.len()
+                )));
+            }
+            for (d, &n) in dims.iter().zip(shape) {
+                match d {
+                    TDim::Val(v) if *v as usize != n => {
+                        return Err(self.fail(format!(
+                        "input {:?} has fixed shape {:?} but a tensor of shape {shape:?} was given",
+                        self.inputs[i].0, dims
+                    )))
+                    }
+                    TDim::Sym(s) => {
+                        if let Some(prev) = subs.insert(s.clone(), TDim::Val(n as i64)) {
+                            if prev != TDim::Val(n as i64) {
+                                return Err(self
+                                    .fail(format!("dimension {s} would be both {prev} and {n}")));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let plan = self
+            .typed
+            .set_symbols(&subs)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| self.fail(format!("cannot plan for input shapes {shapes:?}: {e:#}")))?;
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(shapes.to_vec(), plan.clone());
+        Ok(plan)
+    }
+
+    /// Runs a batch: instances' tensors (NHWC, without the batch axis) are matched to model
+    /// inputs by name (a single input takes the single tensor whatever its name), converted to
+    /// the model's input types, stacked, run, and split back; outputs are named by the model.
+    pub fn run(&self, batch: &[Instance]) -> Result<Vec<Instance>> {
+        if batch.is_empty() {
+            return Err(self.fail("empty batch".into()));
+        }
+        let mut values: Vec<TValue> = Vec::new();
+        let mut shapes = Vec::new();
+        for (name, dtype) in &self.inputs {
+            let pick = |inst: &Instance| -> Result<Tensor> {
+                let t = if self.inputs.len() == 1 && inst.len() == 1 {
+                    inst.iter().next().map(|(_, t)| t.clone())
+                } else {
+                    inst.get(name).cloned()
+                };
+                let t = t.ok_or_else(|| {
+                    self.fail(format!(
+                        "the model's input {name:?} has no band of that name (bands sent: {})",
+                        inst.names().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                convert(&t, *dtype).map_err(|m| self.fail(format!("input {name:?}: {m}")))
+            };
+            let parts = batch.iter().map(pick).collect::<Result<Vec<_>>>()?;
+            let stacked = Tensor::stack(&parts.iter().collect::<Vec<_>>())?;
+            let stacked = if self.layout == Layout::Nchw && stacked.shape().len() == 4 {
+                permute(&stacked, &[0, 3, 1, 2])
+            } else {
+                stacked
+            };
+            shapes.push(stacked.shape().to_vec());
+            values.push(to_tract(stacked)?);
+        }
+        let plan = self.plan(&shapes)?;
+        let outputs = plan
+            .run(values.into_iter().collect())
+            .map_err(|e| self.fail(format!("running on shapes {shapes:?}: {e:#}")))?;
+        let mut rows = vec![Instance::new(); batch.len()];
+        for (name, value) in self.outputs.iter().zip(outputs) {
+            let t = from_tract(&value).map_err(|m| self.fail(format!("output {name:?}: {m}")))?;
+            let t = if self.layout == Layout::Nchw && t.shape().len() == 4 {
+                permute(&t, &[0, 2, 3, 1])
+            } else {
+                t
+            };
+            let parts = t.unstack()?;
+            if parts.len() != batch.len() {
+                return Err(self.fail(format!(
+                    "output {name:?} has batch size {} for {} instances",
+                    parts.len(),
+                    batch.len()
+                )));
+            }
+            for (row, p) in rows.iter_mut().zip(parts) {
+                row.push(name.clone(), p);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+fn permute(t: &Tensor, axes: &[usize]) -> Tensor {
+    fn go<T: Clone>(a: &ArrayD<T>, axes: &[usize]) -> ArrayD<T> {
+        a.view()
+            .permuted_axes(IxDyn(axes))
+            .as_standard_layout()
+            .into_owned()
+    }
+    match t {
+        Tensor::F32(a) => Tensor::F32(go(a, axes)),
+        Tensor::F64(a) => Tensor::F64(go(a, axes)),
+        Tensor::F16(a) => Tensor::F16(go(a, axes)),
+        Tensor::I8(a) => Tensor::I8(go(a, axes)),
+        Tensor::I16(a) => Tensor::I16(go(a, axes)),
+        Tensor::I32(a) => Tensor::I32(go(a, axes)),
+        Tensor::I64(a) => Tensor::I64(go(a, axes)),
+        Tensor::U8(a) => Tensor::U8(go(a, axes)),
+        Tensor::U16(a) => Tensor::U16(go(a, axes)),
+        Tensor::U32(a) => Tensor::U32(go(a, axes)),
+        Tensor::U64(a) => Tensor::U64(go(a, axes)),
+        Tensor::Bool(a) => Tensor::Bool(go(a, axes)),
+        Tensor::String(a) => Tensor::String(go(a, axes)),
+    }
+}
+
+/// Converts a numeric tensor to `dtype` (values cast as `as` does).
+pub fn convert(t: &Tensor, dtype: DataType) -> std::result::Result<Tensor, String> {
+    if t.dtype() == dtype {
+        return Ok(t.clone());
+    }
+    let f = to_f64(t)
+        .ok_or_else(|| format!("a {} tensor cannot be converted to {dtype}", t.dtype()))?;
+    from_f64(&f, dtype).ok_or_else(|| format!("cannot convert to {dtype}"))
+}
+
+/// The values as f64.
+pub fn to_f64(t: &Tensor) -> Option<ArrayD<f64>> {
+    Some(match t {
+        Tensor::F32(a) => a.mapv(f64::from),
+        Tensor::F64(a) => a.clone(),
+        Tensor::F16(a) => a.mapv(|v| v.to_f64()),
+        Tensor::I8(a) => a.mapv(f64::from),
+        Tensor::I16(a) => a.mapv(f64::from),
+        Tensor::I32(a) => a.mapv(f64::from),
+        Tensor::I64(a) => a.mapv(|v| v as f64),
+        Tensor::U8(a) => a.mapv(f64::from),
+        Tensor::U16(a) => a.mapv(f64::from),
+        Tensor::U32(a) => a.mapv(f64::from),
+        Tensor::U64(a) => a.mapv(|v| v as f64),
+        Tensor::Bool(a) => a.mapv(|v| v as u8 as f64),
+        Tensor::String(_) => return None,
+    })
+}
+
+/// f64 values as a tensor of `dtype` (`as` casts: saturating for integers).
+pub fn from_f64(a: &ArrayD<f64>, dtype: DataType) -> Option<Tensor> {
+    Some(match dtype {
+        DataType::Float32 => Tensor::F32(a.mapv(|v| v as f32)),
+        DataType::Float64 => Tensor::F64(a.clone()),
+        DataType::Float16 => Tensor::F16(a.mapv(half::f16::from_f64)),
+        DataType::Int8 => Tensor::I8(a.mapv(|v| v as i8)),
+        DataType::Int16 => Tensor::I16(a.mapv(|v| v as i16)),
+        DataType::Int32 => Tensor::I32(a.mapv(|v| v as i32)),
+        DataType::Int64 => Tensor::I64(a.mapv(|v| v as i64)),
+        DataType::Uint8 => Tensor::U8(a.mapv(|v| v as u8)),
+        DataType::Uint16 => Tensor::U16(a.mapv(|v| v as u16)),
+        DataType::Uint32 => Tensor::U32(a.mapv(|v| v as u32)),
+        DataType::Uint64 => Tensor::U64(a.mapv(|v| v as u64)),
+        DataType::Bool => Tensor::Bool(a.mapv(|v| v != 0.0)),
+        DataType::String => return None,
+    })
+}
+
+fn to_tract(t: Tensor) -> Result<TValue> {
+    use tract_onnx::prelude::Tensor as TT;
+    let tt: TT = match t {
+        Tensor::F32(a) => a.into(),
+        Tensor::F64(a) => a.into(),
+        Tensor::F16(a) => a.into(),
+        Tensor::I8(a) => a.into(),
+        Tensor::I16(a) => a.into(),
+        Tensor::I32(a) => a.into(),
+        Tensor::I64(a) => a.into(),
+        Tensor::U8(a) => a.into(),
+        Tensor::U16(a) => a.into(),
+        Tensor::U32(a) => a.into(),
+        Tensor::U64(a) => a.into(),
+        Tensor::Bool(a) => a.into(),
+        Tensor::String(_) => {
+            return Err(Error::Spec(
+                "string tensors cannot be fed to a local model".into(),
+            ))
+        }
+    };
+    Ok(tt.into_tvalue())
+}
+
+fn from_tract(v: &TValue) -> std::result::Result<Tensor, String> {
+    macro_rules! take {
+        ($t:ty) => {
+            v.to_plain_array_view::<$t>()
+                .map_err(|e| e.to_string())?
+                .to_owned()
+                .into()
+        };
+    }
+    Ok(match v.datum_type() {
+        DatumType::F32 => take!(f32),
+        DatumType::F64 => take!(f64),
+        DatumType::F16 => take!(half::f16),
+        DatumType::I8 => take!(i8),
+        DatumType::I16 => take!(i16),
+        DatumType::I32 => take!(i32),
+        DatumType::I64 => take!(i64),
+        DatumType::U8 => take!(u8),
+        DatumType::U16 => take!(u16),
+        DatumType::U32 => take!(u32),
+        DatumType::U64 => take!(u64),
+        DatumType::Bool => take!(bool),
+        other => return Err(format!("unsupported output type {other:?}")),
+    })
+}

@@ -1,0 +1,834 @@
+//! `predict_image`: read windows (GDAL thread) -> tensors -> batched predictions (bounded in
+//! flight) -> crop or blend -> masked GeoTIFF written as rows finish (writer thread), with
+//! every finished tile journaled for `--resume`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use ee_predict_client::{MetricsSnapshot, PredictClient};
+use ee_raster_io::{
+    write_quicklook, BandSelector, Compression, GeoTiffWriter, InputStack, OutputBand,
+    RasterSource, Resampling, SamplingGrid, WriteOptions,
+};
+use ee_tensor_proto::{DataType, Instance, Tensor};
+use ee_tiling::{
+    crop_answer, min_mask, Assembler, BandDims, MergeMode, RasterSize, Tile, TileAnswer, TileGrid,
+};
+use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
+use tokio::sync::Semaphore;
+
+use crate::journal::{fingerprint, journal_path, Journal};
+use crate::local::{from_f64, LocalModel};
+use crate::spec::{ModelSpec, OutputBandSpec};
+use crate::{Error, Result};
+
+/// Progress of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Tiles finished (resumed ones included).
+    pub done: usize,
+    /// Tiles in the job.
+    pub total: usize,
+    /// Tiles taken from the journal.
+    pub resumed: usize,
+}
+
+/// Called as tiles finish.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Called with the plan before anything is sent.
+pub type PlanFn = Arc<dyn Fn(&JobPlan) + Send + Sync>;
+
+/// The stack's band selection and each model input's plan.
+type ResolvedInputs = (Vec<(usize, BandSelector)>, Vec<InputPlan>);
+
+/// How to run a job.
+#[derive(Clone)]
+pub struct PredictOptions {
+    /// Crop (Earth Engine's) or blend overlaps.
+    pub merge: MergeMode,
+    /// Write a Cloud-Optimized GeoTIFF.
+    pub cog: bool,
+    /// Block compression.
+    pub compression: Compression,
+    /// Continue from the journal beside the output.
+    pub resume: bool,
+    /// Refuse jobs needing more requests than this (the zoom-out guard).
+    pub max_requests: usize,
+    /// Value sent for pixels outside the raster or masked.
+    pub fill_value: f64,
+    /// Resampling for inputs warped onto the sampling grid.
+    pub resampling: Resampling,
+    /// Write an 8-bit PNG quicklook of these output bands (1-based) here.
+    pub quicklook: Option<(PathBuf, Vec<usize>)>,
+    /// Called as tiles finish.
+    pub progress: Option<ProgressFn>,
+    /// Called with the plan before anything is sent.
+    pub on_plan: Option<PlanFn>,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            merge: MergeMode::Crop,
+            cog: false,
+            compression: Compression::Deflate,
+            resume: false,
+            max_requests: 100_000,
+            fill_value: 0.0,
+            resampling: Resampling::Nearest,
+            quicklook: None,
+            progress: None,
+            on_plan: None,
+        }
+    }
+}
+
+/// What a job will send, reported before sending (and used by the zoom-out guard).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobPlan {
+    /// Tiles in the grid.
+    pub tiles: usize,
+    /// Tiles still to predict (not in the journal).
+    pub to_send: usize,
+    /// Requests (model runs, for a local model) needed.
+    pub requests: usize,
+    /// Approximate request bytes (0 for a local model).
+    pub bytes: u64,
+    /// True when "requests" are local model runs.
+    pub local: bool,
+    /// Output size.
+    pub output_size: RasterSize,
+}
+
+impl std::fmt::Display for JobPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tiles ({} to predict) in {} ",
+            self.tiles, self.to_send, self.requests
+        )?;
+        if self.local {
+            write!(f, "model runs")?;
+        } else {
+            write!(f, "requests, about {:.1} MB", self.bytes as f64 / 1e6)?;
+        }
+        write!(
+            f,
+            ", for a {} x {} output",
+            self.output_size.width, self.output_size.height
+        )
+    }
+}
+
+/// What a finished job did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The GeoTIFF written.
+    pub output: PathBuf,
+    /// The plan it ran.
+    pub plan: JobPlan,
+    /// Output band names.
+    pub bands: Vec<String>,
+    /// Tiles replayed from the journal.
+    pub resumed: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Client counters (hosted predictors).
+    pub metrics: Option<MetricsSnapshot>,
+    /// The quicklook written, if any.
+    pub quicklook: Option<PathBuf>,
+}
+
+/// Where predictions are computed.
+pub(crate) enum Runner {
+    Local {
+        model: Arc<LocalModel>,
+        batch: usize,
+    },
+    Remote(Arc<PredictClient>),
+}
+
+/// One model input: its name, the stack bands feeding it, the type to send.
+#[derive(Clone, Debug)]
+struct InputPlan {
+    name: String,
+    positions: Vec<usize>,
+    dtype: DataType,
+}
+
+/// A tile read and ready to send.
+struct TileWork {
+    tile: Tile,
+    instance: Instance,
+    valid: ndarray::Array2<bool>,
+}
+
+/// Resolves the spec's input bands against the files: `(file, band)` selections for the
+/// stack, and each model input's positions in it.
+fn resolve_inputs(
+    spec: &ModelSpec,
+    sources: &[RasterSource],
+    local_inputs: &[(String, DataType)],
+) -> Result<ResolvedInputs> {
+    let all: Vec<(usize, &ee_raster_io::BandInfo)> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.bands().iter().map(move |b| (i, b)))
+        .collect();
+    let mut selection: Vec<(usize, BandSelector)> = Vec::new();
+    let mut dtypes: Vec<DataType> = Vec::new();
+    let mut position = |file: usize, band: &ee_raster_io::BandInfo| -> usize {
+        let sel = (file, BandSelector::Index(band.index));
+        match selection.iter().position(|s| *s == sel) {
+            Some(p) => p,
+            None => {
+                selection.push(sel);
+                dtypes.push(band.dtype);
+                selection.len() - 1
+            }
+        }
+    };
+    let mut plans = Vec::new();
+    if spec.input_bands.is_empty() {
+        for (file, band) in &all {
+            if plans.iter().any(|p: &InputPlan| p.name == band.name) {
+                return Err(Error::Spec(format!(
+                    "two input bands are named {:?}; name the model inputs with inputBands",
+                    band.name
+                )));
+            }
+            let p = position(*file, band);
+            plans.push(InputPlan {
+                name: band.name.clone(),
+                positions: vec![p],
+                dtype: band.dtype,
+            });
+        }
+    } else {
+        for input in &spec.input_bands {
+            let mut positions = Vec::new();
+            for sel in &input.bands {
+                let found = match sel {
+                    BandSelector::Name(n) => all.iter().find(|(_, b)| &b.name == n),
+                    BandSelector::Index(k) => all.get(k - 1),
+                };
+                let (file, band) = found.ok_or_else(|| {
+                    Error::Spec(format!(
+                        "inputBands.{}: no input band {sel} (the inputs have {})",
+                        input.name,
+                        all.iter()
+                            .enumerate()
+                            .map(|(k, (f, b))| format!("#{} {:?} (file {})", k + 1, b.name, f + 1))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                positions.push(position(*file, band));
+            }
+            plans.push(InputPlan {
+                name: input.name.clone(),
+                positions,
+                dtype: DataType::Float32,
+            });
+        }
+        for p in &mut plans {
+            let types: Vec<DataType> = p.positions.iter().map(|&i| dtypes[i]).collect();
+            p.dtype = if types.iter().all(|t| *t == types[0]) {
+                types[0]
+            } else {
+                DataType::Float32
+            };
+        }
+    }
+    for p in &mut plans {
+        if let Some((_, d)) = spec.input_type_override.iter().find(|(n, _)| *n == p.name) {
+            p.dtype = *d;
+        } else if let Some((_, d)) =
+            local_inputs
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .or(if local_inputs.len() == 1 {
+                    local_inputs.first()
+                } else {
+                    None
+                })
+        {
+            p.dtype = *d;
+        }
+    }
+    Ok((selection, plans))
+}
+
+/// Builds a tile's instance from its window: each input's bands stacked as `(h, w, n)`.
+fn build_instance(values: &Array3<f64>, inputs: &[InputPlan]) -> Result<Instance> {
+    let (_, h, w) = values.dim();
+    let mut inst = Instance::new();
+    for p in inputs {
+        let n = p.positions.len();
+        let mut data = Vec::with_capacity(h * w * n);
+        for y in 0..h {
+            for x in 0..w {
+                for &b in &p.positions {
+                    data.push(values[[b, y, x]]);
+                }
+            }
+        }
+        let a = ArrayD::from_shape_vec(IxDyn(&[h, w, n]), data)
+            .map_err(|e| Error::Spec(e.to_string()))?;
+        let t = from_f64(&a, p.dtype).ok_or_else(|| {
+            Error::Spec(format!("input {:?} cannot be sent as {}", p.name, p.dtype))
+        })?;
+        inst.push(p.name.clone(), t);
+    }
+    Ok(inst)
+}
+
+/// Crops one answer tensor for a band, whatever its element type.
+fn crop_tensor(
+    t: &Tensor,
+    grid: &TileGrid,
+    tile: &Tile,
+    band: &OutputBandSpec,
+    keep: bool,
+) -> Result<ee_tiling::Cropped> {
+    macro_rules! go {
+        ($a:expr) => {
+            crop_answer($a.view(), grid, tile, &band.name, band.dims, keep)?
+        };
+    }
+    Ok(match t {
+        Tensor::F32(a) => go!(a),
+        Tensor::F64(a) => go!(a),
+        Tensor::F16(a) => go!(a),
+        Tensor::I8(a) => go!(a),
+        Tensor::I16(a) => go!(a),
+        Tensor::I32(a) => go!(a),
+        Tensor::I64(a) => go!(a),
+        Tensor::U8(a) => go!(a),
+        Tensor::U16(a) => go!(a),
+        Tensor::U32(a) => go!(a),
+        Tensor::U64(a) => go!(a),
+        Tensor::Bool(a) => go!(a),
+        Tensor::String(_) => {
+            return Err(Error::Spec(format!(
+                "output band {:?} came back as strings",
+                band.name
+            )))
+        }
+    })
+}
+
+/// Turns a model answer for one tile into a `TileAnswer` (bands' planes concatenated) and the
+/// plane count of each band.
+fn to_answer(
+    mut answer: Instance,
+    work: &TileWork,
+    grid: &TileGrid,
+    bands: &[OutputBandSpec],
+    merge: MergeMode,
+) -> Result<(TileAnswer, Vec<usize>)> {
+    let keep = merge == MergeMode::Blend;
+    let mut parts = Vec::with_capacity(bands.len());
+    // A single unnamed (or differently named) output maps to the single declared band.
+    if answer.len() == 1 && bands.len() == 1 && answer.get(&bands[0].name).is_none() {
+        let (_, t) = answer.into_entries().pop().expect("one entry");
+        answer = Instance::new().with(bands[0].name.clone(), t);
+    }
+    for band in bands {
+        let t = match answer.take(&band.name) {
+            Some(t) => t,
+            None => {
+                return Err(Error::Spec(format!(
+                    "tile {}: the model's answer has no output {:?} (it has: {})",
+                    work.tile.index,
+                    band.name,
+                    answer.names().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        parts.push(crop_tensor(&t, grid, &work.tile, band, keep)?);
+    }
+    let margins = parts[0].margins;
+    let planes: Vec<usize> = parts.iter().map(|p| p.values.dim().2).collect();
+    let views: Vec<_> = parts.iter().map(|p| p.values.view()).collect();
+    let values = ndarray::concatenate(Axis(2), &views).map_err(|e| {
+        Error::Spec(format!(
+            "tile {}: output bands differ in size: {e}",
+            work.tile.index
+        ))
+    })?;
+    Ok((
+        TileAnswer {
+            tile: work.tile,
+            values,
+            margins,
+            valid: work.valid.clone(),
+        },
+        planes,
+    ))
+}
+
+/// The output band names: `name` for scalar bands, `name_0`, `name_1`... for array bands.
+fn band_names(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<OutputBand> {
+    bands
+        .iter()
+        .zip(planes)
+        .flat_map(|(b, &n)| {
+            (0..n).map(move |k| OutputBand {
+                name: if b.dims == BandDims::Scalar && n == 1 {
+                    b.name.clone()
+                } else {
+                    format!("{}_{k}", b.name)
+                },
+                dtype: b.dtype,
+            })
+        })
+        .collect()
+}
+
+/// Messages to the writer thread.
+enum ToWriter {
+    Answer(Box<TileAnswer>, Vec<usize>),
+    Fail(Error),
+}
+
+/// Everything the writer thread needs.
+struct WriterJob {
+    output: PathBuf,
+    grid: TileGrid,
+    sampling: SamplingGrid,
+    merge: MergeMode,
+    bands: Vec<OutputBandSpec>,
+    options: WriteOptions,
+    journal: Journal,
+    replay: Vec<TileAnswer>,
+    progress: Option<ProgressFn>,
+    total: usize,
+}
+
+/// The writer thread: journal, assemble, write; returns the output band names.
+fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<String>, Journal)> {
+    let WriterJob {
+        output,
+        grid,
+        sampling,
+        merge,
+        bands,
+        options,
+        mut journal,
+        replay,
+        progress,
+        total,
+    } = job;
+    let mut state: Option<(Assembler, GeoTiffWriter, Vec<usize>)> = None;
+    let resumed = replay.len();
+    let mut done = 0usize;
+    let transform = grid.output_transform(sampling.transform);
+    let mut handle = |answer: TileAnswer,
+                      planes: Option<Vec<usize>>,
+                      journal: &mut Journal,
+                      fresh: bool|
+     -> Result<()> {
+        let planes = planes.unwrap_or_else(|| {
+            // Replayed answers: split evenly when all bands are scalar, else by the stored total.
+            let total = answer.values.dim().2;
+            if bands.len() == 1 {
+                vec![total]
+            } else {
+                vec![total / bands.len(); bands.len()]
+            }
+        });
+        if state.is_none() {
+            let names = band_names(&bands, &planes);
+            let assembler = Assembler::new(grid, merge, names.len())?;
+            let writer = GeoTiffWriter::create(
+                &output,
+                grid.output_size(),
+                transform,
+                &sampling.crs_wkt,
+                &names,
+                &options,
+            )?;
+            state = Some((assembler, writer, planes.clone()));
+        }
+        let (assembler, writer, expected) = state.as_mut().expect("created above");
+        if *expected != planes {
+            return Err(Error::Spec(format!(
+                "tile {} answered {planes:?} planes per band, earlier tiles {expected:?}",
+                answer.tile.index
+            )));
+        }
+        if fresh {
+            journal.append(&answer)?;
+        }
+        assembler.add(std::slice::from_ref(&answer))?;
+        while let Some(block) = assembler.take_finished()? {
+            writer.write_block(&block)?;
+        }
+        done += 1;
+        if let Some(p) = &progress {
+            p(Progress {
+                done,
+                total,
+                resumed,
+            });
+        }
+        Ok(())
+    };
+    for answer in replay {
+        handle(answer, None, &mut journal, false)?;
+    }
+    for msg in rx {
+        match msg {
+            ToWriter::Answer(a, planes) => handle(*a, Some(planes), &mut journal, true)?,
+            ToWriter::Fail(e) => return Err(e),
+        }
+    }
+    let Some((assembler, writer, planes)) = state else {
+        return Err(Error::Spec("no tile was answered".into()));
+    };
+    assembler.finish()?;
+    writer.finish()?;
+    let names = band_names(&bands, &planes)
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    Ok((names, journal))
+}
+
+/// Runs a whole job.
+pub(crate) async fn predict_image(
+    spec: &ModelSpec,
+    runner: &Runner,
+    inputs: &[PathBuf],
+    output: &Path,
+    options: &PredictOptions,
+) -> Result<Report> {
+    let started = Instant::now();
+    if inputs.is_empty() {
+        return Err(Error::Spec("no input raster given".into()));
+    }
+    // Open everything on a blocking thread: GDAL never runs on the async workers.
+    let local_inputs: Vec<(String, DataType)> = match runner {
+        Runner::Local { model, .. } => model.inputs().to_vec(),
+        Runner::Remote(_) => Vec::new(),
+    };
+    let (spec2, paths, fill, resampling) = (
+        spec.clone(),
+        inputs.to_vec(),
+        options.fill_value,
+        options.resampling,
+    );
+    let (stack, plans, grid) =
+        tokio::task::spawn_blocking(move || -> Result<(InputStack, Vec<InputPlan>, TileGrid)> {
+            let sources = paths
+                .iter()
+                .map(RasterSource::open)
+                .collect::<ee_raster_io::Result<Vec<_>>>()?;
+            let (selection, plans) = resolve_inputs(&spec2, &sources, &local_inputs)?;
+            let sampling = match (&spec2.proj, spec2.fix_input_proj) {
+                (Some(p), true) => Some(sources[0].grid().covering(
+                    &p.crs,
+                    p.scale,
+                    p.origin.unwrap_or([0.0, 0.0]),
+                )?),
+                _ => None,
+            };
+            drop(sources);
+            let stack = InputStack::open(&paths, &selection, sampling.as_ref(), resampling)?;
+            let grid = TileGrid::new(
+                stack.grid().size.window(),
+                spec2.input_tile_size,
+                spec2.input_overlap_size,
+                spec2.output_tile_size,
+            )?;
+            let _ = fill;
+            Ok((stack, plans, grid))
+        })
+        .await
+        .map_err(|e| Error::Spec(format!("input thread: {e}")))??;
+    let sampling = stack.grid().clone();
+
+    // Journal: fingerprint of arguments and inputs.
+    let jpath = journal_path(output);
+    let mut parts: Vec<Vec<u8>> = vec![
+        format!("{spec:?}").into_bytes(),
+        format!(
+            "{:?} {:?} {}",
+            options.merge, options.resampling, options.fill_value
+        )
+        .into_bytes(),
+    ];
+    for p in inputs {
+        let meta = std::fs::metadata(p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        parts.push(format!("{} {} {}", p.display(), meta.len(), mtime).into_bytes());
+    }
+    let fp = fingerprint(parts.iter().map(Vec::as_slice));
+    let (replay, journal) = if options.resume && jpath.exists() {
+        Journal::resume(&jpath, &fp, &grid)?
+    } else {
+        (Vec::new(), Journal::create(&jpath, &fp)?)
+    };
+    let mut done_tiles = vec![false; grid.len()];
+    for a in &replay {
+        done_tiles[a.tile.number] = true;
+    }
+    let todo: Vec<Tile> = grid.tiles().filter(|t| !done_tiles[t.number]).collect();
+
+    // Zoom-out guard: size one real tile, derive requests and bytes.
+    let margins = grid.overlap().margins();
+    let tile_size = grid.tile_size();
+    let read_work = {
+        let plans = plans.clone();
+        move |stack: &InputStack, tile: Tile| -> Result<TileWork> {
+            let data = stack.read_window::<f64>(tile.input, fill)?;
+            let instance = build_instance(&data.values, &plans)?;
+            let core = data.valid.slice(s![
+                margins.top..margins.top + tile_size.height,
+                margins.left..margins.left + tile_size.width
+            ]);
+            Ok(TileWork {
+                tile,
+                instance,
+                valid: min_mask(&grid, core)?,
+            })
+        }
+    };
+    let (stack, sample) = tokio::task::spawn_blocking({
+        let read_work = read_work.clone();
+        let first = grid.tile_number(0).expect("a grid has a tile");
+        move || {
+            let w = read_work(&stack, first);
+            (stack, w)
+        }
+    })
+    .await
+    .map_err(|e| Error::Spec(format!("input thread: {e}")))?;
+    let sample = sample?;
+    let (per_request, tile_bytes) = match runner {
+        Runner::Local { batch, .. } => (*batch, 0u64),
+        Runner::Remote(client) => {
+            let probe: Vec<Instance> = vec![sample.instance.clone(); 64];
+            let labels: Vec<String> = (0..64).map(|_| sample.tile.index.to_string()).collect();
+            let ranges = client.plan(&probe, &labels)?;
+            (
+                ranges.first().map(|r| r.len()).unwrap_or(1).max(1),
+                client.encoded_size(&probe[..1])? as u64,
+            )
+        }
+    };
+    let plan = JobPlan {
+        tiles: grid.len(),
+        to_send: todo.len(),
+        requests: todo.len().div_ceil(per_request),
+        bytes: tile_bytes * todo.len() as u64,
+        local: matches!(runner, Runner::Local { .. }),
+        output_size: grid.output_size(),
+    };
+    tracing::info!("plan: {plan}");
+    if let Some(f) = &options.on_plan {
+        f(&plan);
+    }
+    if plan.requests > options.max_requests {
+        return Err(Error::TooLarge(format!(
+            "refusing to send {} requests ({plan}); the limit is {} (raise --max-requests, use a smaller region or larger tiles)",
+            plan.requests, options.max_requests
+        )));
+    }
+
+    // Writer thread.
+    let (to_writer, from_pipeline) = mpsc::channel::<ToWriter>();
+    let write_options = WriteOptions {
+        compression: options.compression,
+        cog: options.cog,
+        ..Default::default()
+    };
+    let writer_job = WriterJob {
+        output: output.to_path_buf(),
+        grid,
+        sampling: sampling.clone(),
+        merge: options.merge,
+        bands: spec.output_bands.clone(),
+        options: write_options,
+        journal,
+        replay,
+        progress: options.progress.clone(),
+        total: grid.len(),
+    };
+    let writer = std::thread::Builder::new()
+        .name("ee-model-writer".into())
+        .spawn(move || write_loop(writer_job, from_pipeline))
+        .map_err(|source| Error::Io {
+            path: output.to_path_buf(),
+            source,
+        })?;
+
+    // Reader thread: tiles in row-major order into a bounded channel.
+    let in_flight_tiles = (per_request * (spec.max_concurrency + 2)).max(8);
+    let (tiles_tx, mut tiles_rx) = tokio::sync::mpsc::channel::<Result<TileWork>>(in_flight_tiles);
+    let reader = std::thread::Builder::new()
+        .name("ee-model-reader".into())
+        .spawn(move || {
+            let mut first = Some(sample);
+            for tile in todo {
+                let work = match first.take() {
+                    Some(s) if s.tile == tile => Ok(s),
+                    _ => read_work(&stack, tile),
+                };
+                let failed = work.is_err();
+                if tiles_tx.blocking_send(work).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(|source| Error::Io {
+            path: output.to_path_buf(),
+            source,
+        })?;
+
+    // Dispatch batches; answers go to the writer.
+    let permits = Arc::new(Semaphore::new(in_flight_tiles));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut failure: Option<Error> = None;
+    let bands = Arc::new(spec.output_bands.clone());
+    let merge = options.merge;
+    let mut batch: Vec<TileWork> = Vec::new();
+    let mut closed = false;
+    while !closed || !batch.is_empty() {
+        if !closed && batch.len() < per_request {
+            let next = if batch.is_empty() {
+                tiles_rx.recv().await
+            } else {
+                tiles_rx.try_recv().ok()
+            };
+            match next {
+                Some(Ok(w)) => {
+                    batch.push(w);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None if batch.is_empty() => {
+                    closed = true;
+                    continue;
+                }
+                None => {
+                    if tiles_rx.is_closed() && tiles_rx.is_empty() {
+                        closed = true;
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let work = std::mem::take(&mut batch);
+        let permit = permits
+            .clone()
+            .acquire_many_owned(work.len() as u32)
+            .await
+            .map_err(|e| Error::Spec(e.to_string()))?;
+        let (to_writer, bands) = (to_writer.clone(), bands.clone());
+        let run = match runner {
+            Runner::Local { model, .. } => Either::Local(model.clone()),
+            Runner::Remote(c) => Either::Remote(c.clone()),
+        };
+        tasks.spawn(async move {
+            let instances: Vec<Instance> = work.iter().map(|w| w.instance.clone()).collect();
+            let answers = match run {
+                Either::Local(model) => tokio::task::spawn_blocking(move || model.run(&instances))
+                    .await
+                    .map_err(|e| Error::Spec(e.to_string()))
+                    .and_then(|r| r),
+                Either::Remote(client) => {
+                    let labels: Vec<String> = work
+                        .iter()
+                        .map(|w| format!("tile {}", w.tile.index))
+                        .collect();
+                    client
+                        .predict(&instances, &labels)
+                        .await
+                        .map_err(Error::from)
+                }
+            };
+            let result = answers.and_then(|answers| {
+                for (a, w) in answers.into_iter().zip(&work) {
+                    let (answer, planes) = to_answer(a, w, &grid, &bands, merge)?;
+                    let _ = to_writer.send(ToWriter::Answer(Box::new(answer), planes));
+                }
+                Ok(())
+            });
+            drop(permit);
+            result
+        });
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(e) = done.map_err(|e| Error::Spec(e.to_string())).and_then(|r| r) {
+                failure.get_or_insert(e);
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done.map_err(|e| Error::Spec(e.to_string())).and_then(|r| r) {
+            failure.get_or_insert(e);
+        }
+    }
+    drop(tiles_rx);
+    let _ = reader.join();
+    if let Some(e) = failure {
+        let _ = to_writer.send(ToWriter::Fail(e));
+    }
+    drop(to_writer);
+    let (names, journal) = writer
+        .join()
+        .map_err(|_| Error::Spec("the writer thread panicked".into()))?
+        .inspect_err(|_| {
+            // A failed job leaves the journal (for --resume) but no partial GeoTIFF.
+            let _ = std::fs::remove_file(ee_raster_io::partial_path(output));
+        })?;
+    journal.remove()?;
+    let quicklook = match &options.quicklook {
+        Some((png, bands)) => {
+            let (png, bands, out) = (png.clone(), bands.clone(), output.to_path_buf());
+            tokio::task::spawn_blocking(move || {
+                write_quicklook(&out, &png, &bands, 1024).map(|_| png)
+            })
+            .await
+            .map_err(|e| Error::Spec(e.to_string()))?
+            .map(Some)?
+        }
+        None => None,
+    };
+    Ok(Report {
+        output: output.to_path_buf(),
+        resumed: plan.tiles - plan.to_send,
+        plan,
+        bands: names,
+        elapsed: started.elapsed(),
+        metrics: match runner {
+            Runner::Remote(c) => Some(c.metrics()),
+            Runner::Local { .. } => None,
+        },
+        quicklook,
+    })
+}
+
+enum Either {
+    Local(Arc<LocalModel>),
+    Remote(Arc<PredictClient>),
+}

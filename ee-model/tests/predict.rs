@@ -1,0 +1,609 @@
+//! End-to-end predictions with the embedded runtime and over HTTP, on GeoTIFFs whose sizes
+//! are not multiples of the tile: tiled equals whole-image inference in the interior, masks
+//! and nodata, a classifier's coarser output grid, sampling in another projection, the
+//! zoom-out guard, the command line, and kill-and-resume giving identical files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use ee_model::{LocalModel, Model, ModelSpec, PredictOptions};
+use ee_tensor_proto::{Instance, Tensor};
+use gdal::raster::{Buffer, RasterCreationOptions};
+use gdal::spatial_ref::SpatialRef;
+use gdal::{Dataset, DriverManager, Metadata};
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ee-model-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A 3-band float32 raster with smooth varied values; `hole` is a nodata rectangle in band 2.
+fn make_input(path: &Path, w: usize, h: usize, hole: Option<(usize, usize, usize, usize)>) {
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = driver
+        .create_with_band_type_with_options::<f32, _>(
+            path,
+            w,
+            h,
+            3,
+            &RasterCreationOptions::from_iter(["TILED=YES"]),
+        )
+        .unwrap();
+    ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
+        .unwrap();
+    ds.set_spatial_ref(&SpatialRef::from_epsg(32633).unwrap())
+        .unwrap();
+    for b in 1..=3 {
+        let mut band = ds.rasterband(b).unwrap();
+        band.set_description(&format!("B{b}")).unwrap();
+        band.set_no_data_value(Some(-9999.0)).unwrap();
+        let data: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                if b == 2
+                    && hole.is_some_and(|(x0, y0, x1, y1)| {
+                        (x0..x1).contains(&x) && (y0..y1).contains(&y)
+                    })
+                {
+                    -9999.0
+                } else {
+                    ((x as f32 * 0.21 + b as f32).sin() + (y as f32 * 0.13).cos()) * (b as f32)
+                }
+            })
+            .collect();
+        band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+            .unwrap();
+    }
+}
+
+fn read_band(path: &Path, band: usize) -> (Vec<f32>, usize, usize, Option<f64>) {
+    let ds = Dataset::open(path).unwrap();
+    let (w, h) = ds.raster_size();
+    let b = ds.rasterband(band).unwrap();
+    let nodata = b.no_data_value();
+    (
+        b.read_as::<f32>((0, 0), (w, h), (w, h), None)
+            .unwrap()
+            .into_shape_and_vec()
+            .1,
+        w,
+        h,
+        nodata,
+    )
+}
+
+fn conv_spec(tile: usize, overlap: usize) -> ModelSpec {
+    let json = format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}"}},
+            "inputBands": {{"input": ["B1", "B2", "B3"]}},
+            "inputTileSize": [{tile}, {tile}], "inputOverlapSize": [{overlap}, {overlap}],
+            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+        models().join("conv_r2.onnx").display()
+    );
+    ModelSpec::from_json(&json).unwrap()
+}
+
+/// The whole image through the model at once: `(h, w, 2)` values.
+fn whole_image(input: &Path) -> (Vec<f32>, usize, usize) {
+    let bands: Vec<_> = (1..=3).map(|b| read_band(input, b)).collect();
+    let (w, h) = (bands[0].1, bands[0].2);
+    let mut data = Vec::with_capacity(w * h * 3);
+    for i in 0..w * h {
+        for b in &bands {
+            data.push(b.0[i]);
+        }
+    }
+    let model = LocalModel::load(models().join("conv_r2.onnx"), ee_model::Layout::Nhwc).unwrap();
+    let out = model
+        .run(&[Instance::new().with("input", Tensor::from_vec(&[h, w, 3], data).unwrap())])
+        .unwrap();
+    let t = out[0].get("output").unwrap();
+    (t.array::<f32>().unwrap().iter().copied().collect(), w, h)
+}
+
+async fn run(
+    spec: ModelSpec,
+    inputs: &[PathBuf],
+    output: &Path,
+    options: &PredictOptions,
+) -> ee_model::Report {
+    Model::new(spec)
+        .unwrap()
+        .predict_image(inputs, output, options)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiled_equals_whole_image_in_the_interior() {
+    for (w, h, tile) in [(157, 93, 32), (64, 64, 16), (33, 70, 20)] {
+        let input = scratch(&format!("conv_in_{w}x{h}.tif"));
+        make_input(&input, w, h, None);
+        let output = scratch(&format!("conv_out_{w}x{h}.tif"));
+        let report = run(
+            conv_spec(tile, 4),
+            std::slice::from_ref(&input),
+            &output,
+            &PredictOptions::default(),
+        )
+        .await;
+        assert_eq!(report.bands, vec!["output_0", "output_1"]);
+        let (whole, ww, wh) = whole_image(&input);
+        assert_eq!((ww, wh), (w, h));
+        for k in 0..2 {
+            let (tiled, ow, oh, _) = read_band(&output, k + 1);
+            assert_eq!((ow, oh), (w, h));
+            for y in 2..h - 2 {
+                for x in 2..w - 2 {
+                    let (a, b) = (tiled[y * w + x], whole[(y * w + x) * 2 + k]);
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "{w}x{h} tile {tile} band {k} ({x}, {y}): tiled {a}, whole {b}"
+                    );
+                }
+            }
+        }
+        let ds = Dataset::open(&output).unwrap();
+        assert_eq!(
+            ds.geo_transform().unwrap(),
+            [500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0]
+        );
+        assert_eq!(ds.rasterband(2).unwrap().description().unwrap(), "output_1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masked_inputs_give_nodata_outputs() {
+    let input = scratch("mask_in.tif");
+    make_input(&input, 80, 60, Some((10, 20, 25, 30)));
+    let output = scratch("mask_out.tif");
+    run(
+        conv_spec(32, 4),
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    let (v, w, _, nodata) = read_band(&output, 1);
+    assert!(
+        nodata.unwrap().is_nan(),
+        "float outputs use NaN nodata: {nodata:?}"
+    );
+    for (x, y) in [(10, 20), (24, 29), (17, 25)] {
+        assert!(v[y * w + x].is_nan(), "({x}, {y}) should be masked");
+    }
+    for (x, y) in [(9, 20), (25, 29), (40, 40)] {
+        assert!(v[y * w + x].is_finite(), "({x}, {y}) should be valid");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classifier_gives_one_pixel_per_tile() {
+    let input = scratch("clf_in.tif");
+    make_input(&input, 100, 70, None);
+    let output = scratch("clf_out.tif");
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
+            "inputTileSize": [32, 32], "outputTileSize": [1, 1],
+            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+        models().join("classifier.onnx").display()
+    ))
+    .unwrap();
+    run(
+        spec,
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    let ds = Dataset::open(&output).unwrap();
+    assert_eq!(ds.raster_size(), (4, 3));
+    assert_eq!(
+        ds.geo_transform().unwrap(),
+        [500_000.0, 320.0, 0.0, 5_000_000.0, 0.0, -320.0]
+    );
+    // Tile (0, 0) by hand: the model on the first 32 x 32 window.
+    let bands: Vec<_> = (1..=3).map(|b| read_band(&input, b).0).collect();
+    let mut data = Vec::new();
+    for y in 0..32 {
+        for x in 0..32 {
+            for b in &bands {
+                data.push(b[y * 100 + x]);
+            }
+        }
+    }
+    let model = LocalModel::load(models().join("classifier.onnx"), ee_model::Layout::Nhwc).unwrap();
+    let want = model
+        .run(&[Instance::new().with("input", Tensor::from_vec(&[32, 32, 3], data).unwrap())])
+        .unwrap();
+    let want = want[0]
+        .get("output")
+        .unwrap()
+        .array::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect::<Vec<_>>();
+    assert!((read_band(&output, 1).0[0] - want[0]).abs() < 1e-5);
+    assert!((read_band(&output, 2).0[0] - want[1]).abs() < 1e-5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fix_input_proj_samples_in_the_model_projection() {
+    let input = scratch("proj_in.tif");
+    make_input(&input, 90, 90, None);
+    let output = scratch("proj_out.tif");
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1"]}},
+            "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}},
+            "proj": {{"crs": "EPSG:4326", "scale": [0.0002, 0.0002]}}, "fixInputProj": true}}"#,
+        models().join("identity.onnx").display()
+    ))
+    .unwrap();
+    run(
+        spec,
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    let ds = Dataset::open(&output).unwrap();
+    let gt = ds.geo_transform().unwrap();
+    assert_eq!((gt[1], gt[5]), (0.0002, -0.0002));
+    assert!(
+        (gt[0] / 0.0002 - (gt[0] / 0.0002).round()).abs() < 1e-6,
+        "grid aligned to the origin: {gt:?}"
+    );
+    assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 4326);
+    // Same pixels as gdalwarp onto that grid (nearest, exact transformer).
+    let (w, h) = ds.raster_size();
+    let reference = scratch("proj_ref.tif");
+    let te = [
+        gt[0],
+        gt[3] + gt[5] * h as f64,
+        gt[0] + gt[1] * w as f64,
+        gt[3],
+    ];
+    let st = Command::new("gdalwarp")
+        .args(["-q", "-overwrite", "-t_srs", "EPSG:4326", "-te"])
+        .args(te.iter().map(|v| v.to_string()))
+        .args([
+            "-ts",
+            &w.to_string(),
+            &h.to_string(),
+            "-r",
+            "near",
+            "-et",
+            "0",
+        ])
+        .arg(&input)
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ours, ..) = read_band(&output, 1);
+    let (theirs, ..) = read_band(&reference, 1);
+    let mut compared = 0;
+    for (a, b) in ours.iter().zip(&theirs) {
+        if a.is_finite() && *b != -9999.0 {
+            assert_eq!(a, b);
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > w * h / 2,
+        "only {compared} of {} pixels compared",
+        w * h
+    );
+}
+
+#[tokio::test]
+async fn the_zoom_out_guard_refuses_with_figures() {
+    let input = scratch("guard_in.tif");
+    make_input(&input, 64, 64, None);
+    let options = PredictOptions {
+        max_requests: 3,
+        ..Default::default()
+    };
+    let err = Model::new(conv_spec(16, 4))
+        .unwrap()
+        .predict_image(&[input], &scratch("guard_out.tif"), &options)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("refusing to send 4 requests")
+            && err.contains("16 tiles")
+            && err.contains("limit is 3"),
+        "{err}"
+    );
+    assert!(!scratch("guard_out.tif").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_with_serialized_tf_tensors() {
+    use axum::body::Bytes;
+    use ee_tensor_proto::payload::serialized_tf_tensors;
+    // An AI Platform route whose model is the same ONNX file, answering SERIALIZED_TF_TENSORS.
+    let model =
+        Arc::new(LocalModel::load(models().join("conv_r2.onnx"), ee_model::Layout::Nhwc).unwrap());
+    let requests = Arc::new(std::sync::Mutex::new(Vec::<(usize, usize)>::new()));
+    let (m, r) = (model.clone(), requests.clone());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
+        let (m, r) = (m.clone(), r.clone());
+        async move {
+            assert_eq!(uri.path(), "/v1/projects/p/models/conv/versions/v1:predict");
+            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
+            r.lock().unwrap().push((rows.len(), body.len()));
+            let answers = tokio::task::spawn_blocking(move || m.run(&rows).unwrap())
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            serialized_tf_tensors::encode_response(&answers, &mut out).unwrap();
+            out
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let input = scratch("http_in.tif");
+    make_input(&input, 70, 50, None);
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "aiPlatform", "projectId": "p", "modelName": "conv", "version": "v1", "baseUrl": "http://{addr}"}},
+            "inputBands": {{"input": ["B1", "B2", "B3"]}}, "inputTileSize": [16, 16], "inputOverlapSize": [4, 4],
+            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}, "maxPayloadBytes": 20000}}"#
+    ))
+    .unwrap();
+    let http_out = scratch("http_out.tif");
+    let report = run(
+        spec,
+        std::slice::from_ref(&input),
+        &http_out,
+        &PredictOptions::default(),
+    )
+    .await;
+    let local_out = scratch("http_local_out.tif");
+    run(
+        conv_spec(16, 4),
+        std::slice::from_ref(&input),
+        &local_out,
+        &PredictOptions::default(),
+    )
+    .await;
+    for k in 1..=2 {
+        let (a, ..) = read_band(&http_out, k);
+        let (b, ..) = read_band(&local_out, k);
+        assert_eq!(a, b, "band {k}: HTTP and local differ");
+    }
+    let seen = requests.lock().unwrap().clone();
+    assert!(seen.iter().all(|&(_, bytes)| bytes <= 20000), "{seen:?}");
+    assert!(
+        seen.iter().any(|&(n, _)| n > 1),
+        "several tiles per request: {seen:?}"
+    );
+    assert_eq!(seen.iter().map(|&(n, _)| n).sum::<usize>(), 20);
+    assert_eq!(report.metrics.unwrap().requests_ok as usize, seen.len());
+}
+
+#[test]
+fn the_command_line_runs_and_fails_in_one_line() {
+    let input = scratch("cli_in.tif");
+    make_input(&input, 40, 30, None);
+    let spec = scratch("cli_spec.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
+                "inputTileSize": [16, 16], "inputOverlapSize": [4, 4], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+            models().join("conv_r2.onnx").display()
+        ),
+    )
+    .unwrap();
+    let output = scratch("cli_out.tif");
+    let png = scratch("cli_out.png");
+    let run = Command::new(env!("CARGO_BIN_EXE_ee-model"))
+        .args(["predict", "--spec"])
+        .arg(&spec)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .arg("--quicklook")
+        .arg(&png)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{text}");
+    assert!(
+        text.contains("6 tiles (6 to predict) in 2 model runs"),
+        "{text}"
+    );
+    assert!(output.exists() && png.exists());
+
+    std::fs::write(&spec, r#"{"predictor": {"type": "local", "path": "nope.onnx"}, "inputTileSize": [16, 16], "outputBands": {"o": {"type": "float"}}}"#).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_ee-model"))
+        .args(["predict", "--spec"])
+        .arg(&spec)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr).to_string();
+    assert!(!run.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nope.onnx") && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+fn cli(args: &[&std::ffi::OsStr]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ee-model"));
+    c.args(args);
+    c
+}
+
+/// Pixels of every band as bits, transform, CRS and nodata bits: what "identical" means here.
+type Fingerprint = (Vec<Vec<u32>>, [f64; 6], String, Vec<Option<u64>>);
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    let ds = Dataset::open(path).unwrap();
+    let (w, h) = ds.raster_size();
+    let mut bands = Vec::new();
+    let mut nodata = Vec::new();
+    for b in 1..=ds.raster_count() {
+        let band = ds.rasterband(b).unwrap();
+        nodata.push(band.no_data_value().map(f64::to_bits));
+        bands.push(
+            band.read_as::<f32>((0, 0), (w, h), (w, h), None)
+                .unwrap()
+                .into_shape_and_vec()
+                .1
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+        );
+    }
+    (
+        bands,
+        ds.geo_transform().unwrap(),
+        ds.spatial_ref().unwrap().to_wkt().unwrap(),
+        nodata,
+    )
+}
+
+#[test]
+fn killed_and_resumed_runs_give_identical_files() {
+    let input = scratch("resume_in.tif");
+    make_input(&input, 640, 480, Some((100, 100, 140, 130)));
+    let spec = scratch("resume_spec.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}", "batchSize": 1}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
+                "inputTileSize": [16, 16], "inputOverlapSize": [4, 4], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+            models().join("conv_r2.onnx").display()
+        ),
+    )
+    .unwrap();
+    let reference = scratch("resume_ref.tif");
+    let start = std::time::Instant::now();
+    let done = cli(&[
+        "predict".as_ref(),
+        "--spec".as_ref(),
+        spec.as_os_str(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--output".as_ref(),
+        reference.as_os_str(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let full = start.elapsed();
+    let want = fingerprint(&reference);
+    let mut resumed_somewhere = false;
+    for (i, fraction) in [0.15, 0.4, 0.65, 0.9].iter().enumerate() {
+        let output = scratch(&format!("resume_out_{i}.tif"));
+        let args = [
+            "predict".as_ref(),
+            "--spec".as_ref(),
+            spec.as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--output".as_ref(),
+            output.as_os_str(),
+        ];
+        let mut child = cli(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(*fraction));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let mut again: Vec<&std::ffi::OsStr> = args.to_vec();
+        again.push("--resume".as_ref());
+        let run = cli(&again).output().unwrap();
+        let text = String::from_utf8_lossy(&run.stdout).to_string();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        resumed_somewhere |= !text.contains("(0 resumed)");
+        let got = fingerprint(&output);
+        assert_eq!(
+            (&got.1, &got.2, &got.3),
+            (&want.1, &want.2, &want.3),
+            "georeferencing differs after resuming"
+        );
+        for (b, (g, w)) in got.0.iter().zip(&want.0).enumerate() {
+            let diffs: Vec<usize> = (0..g.len()).filter(|&i| g[i] != w[i]).collect();
+            assert!(
+                diffs.is_empty(),
+                "run killed at {fraction} of its time: band {} differs after resuming at {} pixels, first at pixel {} (col {}, row {}): {} vs {}",
+                b + 1,
+                diffs.len(),
+                diffs[0],
+                diffs[0] % 640,
+                diffs[0] / 640,
+                f32::from_bits(g[diffs[0]]),
+                f32::from_bits(w[diffs[0]])
+            );
+        }
+        assert!(
+            !ee_model::journal::journal_path(&output).exists(),
+            "the journal is removed when the job completes"
+        );
+    }
+    assert!(
+        resumed_somewhere,
+        "no run was killed after finishing a tile: the job is too fast for this test"
+    );
+
+    // A journal from other arguments is refused.
+    let output = scratch("resume_out_other.tif");
+    let args = [
+        "predict".as_ref(),
+        "--spec".as_ref(),
+        spec.as_os_str(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--output".as_ref(),
+        output.as_os_str(),
+    ];
+    let mut child = cli(&args).spawn().unwrap();
+    std::thread::sleep(full.mul_f64(0.5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if ee_model::journal::journal_path(&output).exists() {
+        let run = cli(&[
+            &args[..],
+            &["--resume".as_ref(), "--merge".as_ref(), "blend".as_ref()],
+        ]
+        .concat())
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains("other arguments"),
+            "{err}"
+        );
+    }
+}
