@@ -42,6 +42,9 @@ pub enum Error {
     /// Tensors and payloads.
     #[error(transparent)]
     Codec(#[from] ee_tensor_proto::Error),
+    /// A worker thread or task of the pipeline failed unexpectedly.
+    #[error("internal failure of the {0}")]
+    Worker(String),
     /// Files beside the output (journal).
     #[error("{path}: {source}")]
     Io {

@@ -276,7 +276,7 @@ fn build_instance(values: &Array3<f64>, inputs: &[InputPlan]) -> Result<Instance
             }
         }
         let a = ArrayD::from_shape_vec(IxDyn(&[h, w, n]), data)
-            .map_err(|e| Error::Spec(e.to_string()))?;
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?;
         let t = from_f64(&a, p.dtype).ok_or_else(|| {
             Error::Spec(format!("input {:?} cannot be sent as {}", p.name, p.dtype))
         })?;
@@ -515,12 +515,8 @@ pub(crate) async fn predict_image(
         Runner::Local { model, .. } => model.inputs().to_vec(),
         Runner::Remote(_) => Vec::new(),
     };
-    let (spec2, paths, fill, resampling) = (
-        spec.clone(),
-        inputs.to_vec(),
-        options.fill_value,
-        options.resampling,
-    );
+    let (spec2, paths, resampling) = (spec.clone(), inputs.to_vec(), options.resampling);
+    let fill = options.fill_value;
     let (stack, plans, grid) =
         tokio::task::spawn_blocking(move || -> Result<(InputStack, Vec<InputPlan>, TileGrid)> {
             let sources = paths
@@ -544,11 +540,10 @@ pub(crate) async fn predict_image(
                 spec2.input_overlap_size,
                 spec2.output_tile_size,
             )?;
-            let _ = fill;
             Ok((stack, plans, grid))
         })
         .await
-        .map_err(|e| Error::Spec(format!("input thread: {e}")))??;
+        .map_err(|e| Error::Worker(format!("input thread: {e}")))??;
     let sampling = stack.grid().clone();
 
     // Journal: fingerprint of arguments and inputs.
@@ -614,7 +609,7 @@ pub(crate) async fn predict_image(
         }
     })
     .await
-    .map_err(|e| Error::Spec(format!("input thread: {e}")))?;
+    .map_err(|e| Error::Worker(format!("input thread: {e}")))?;
     let sample = sample?;
     let (per_request, tile_bytes) = match runner {
         Runner::Local { batch, .. } => (*batch, 0u64),
@@ -740,7 +735,7 @@ pub(crate) async fn predict_image(
             .clone()
             .acquire_many_owned(work.len() as u32)
             .await
-            .map_err(|e| Error::Spec(e.to_string()))?;
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?;
         let (to_writer, bands) = (to_writer.clone(), bands.clone());
         let run = match runner {
             Runner::Local { model, .. } => Either::Local(model.clone()),
@@ -751,7 +746,7 @@ pub(crate) async fn predict_image(
             let answers = match run {
                 Either::Local(model) => tokio::task::spawn_blocking(move || model.run(&instances))
                     .await
-                    .map_err(|e| Error::Spec(e.to_string()))
+                    .map_err(|e| Error::Worker(format!("pipeline: {e}")))
                     .and_then(|r| r),
                 Either::Remote(client) => {
                     let labels: Vec<String> = work
@@ -775,7 +770,10 @@ pub(crate) async fn predict_image(
             result
         });
         while let Some(done) = tasks.try_join_next() {
-            if let Err(e) = done.map_err(|e| Error::Spec(e.to_string())).and_then(|r| r) {
+            if let Err(e) = done
+                .map_err(|e| Error::Worker(format!("pipeline: {e}")))
+                .and_then(|r| r)
+            {
                 failure.get_or_insert(e);
             }
         }
@@ -784,7 +782,10 @@ pub(crate) async fn predict_image(
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Err(e) = done.map_err(|e| Error::Spec(e.to_string())).and_then(|r| r) {
+        if let Err(e) = done
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))
+            .and_then(|r| r)
+        {
             failure.get_or_insert(e);
         }
     }
@@ -796,7 +797,7 @@ pub(crate) async fn predict_image(
     drop(to_writer);
     let (names, journal) = writer
         .join()
-        .map_err(|_| Error::Spec("the writer thread panicked".into()))?
+        .map_err(|_| Error::Worker("writer thread (it panicked)".into()))?
         .inspect_err(|_| {
             // A failed job leaves the journal (for --resume) but no partial GeoTIFF.
             let _ = std::fs::remove_file(ee_raster_io::partial_path(output));
@@ -809,7 +810,7 @@ pub(crate) async fn predict_image(
                 write_quicklook(&out, &png, &bands, 1024).map(|_| png)
             })
             .await
-            .map_err(|e| Error::Spec(e.to_string()))?
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?
             .map(Some)?
         }
         None => None,

@@ -153,6 +153,30 @@ async fn refusals_fail_fast_with_the_servers_message() {
 }
 
 #[tokio::test]
+async fn answers_of_the_wrong_shape_fail_without_retrying() {
+    let plan = FaultPlan {
+        rate: 1.0,
+        kinds: vec![Fault::WrongCount],
+        ..FaultPlan::new(PayloadFormat::SerializedTfTensors)
+    };
+    let (addr, log) = spawn_faulty(plan).await;
+    let client =
+        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, quick()).unwrap();
+    let err = client
+        .predict(&[tile(3), tile(4)], &labels(3..5))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Answer { .. }), "{msg}");
+    assert!(
+        msg.contains("2 instances were sent but 1 predictions came back")
+            && msg.contains("tile 3, tile 4"),
+        "{msg}"
+    );
+    assert_eq!(log.by_kind.lock().unwrap().values().sum::<usize>(), 1);
+}
+
+#[tokio::test]
 async fn the_retry_budget_and_the_500_bound_end_in_a_report() {
     let plan = FaultPlan {
         rate: 1.0,

@@ -159,6 +159,8 @@ pub enum Fault {
     Stall,
     Truncated,
     Malformed,
+    /// A well-formed answer for only the first instance (a wrong shape for the batch).
+    WrongCount,
 }
 
 pub const FAULTS: [Fault; 8] = [
@@ -407,6 +409,18 @@ pub async fn spawn_faulty(plan: FaultPlan) -> (SocketAddr, Arc<FaultLog>) {
                             )
                             .await;
                             false
+                        }
+                        (None, Fault::WrongCount) => {
+                            let rows = serialized_tf_tensors::decode_request(&body, &in_spec())
+                                .unwrap_or_default();
+                            let mut out = Vec::new();
+                            serialized_tf_tensors::encode_response(
+                                &identity(rows.into_iter().take(1).collect()),
+                                &mut out,
+                            )
+                            .unwrap();
+                            write_response(&mut sock, "200 OK", &[], &out, out.len()).await;
+                            true
                         }
                         (None, Fault::Malformed) => {
                             write_response(
