@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 pub use error::{Error, Result};
 pub use local::{Layout, LocalModel};
-pub use pipeline::{JobPlan, PlanFn, PredictOptions, Progress, ProgressFn, Report};
+pub use pipeline::{JobPlan, PlanFn, PredictOptions, Progress, ProgressFn, Report, StageTimes};
 pub use spec::{ModelSpec, OutputBandSpec, PredictorSpec};
 
 use ee_predict_client::PredictClient;

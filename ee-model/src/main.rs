@@ -184,6 +184,25 @@ async fn predict(cli_verbose: u8, cmd: Command) -> Result<(), String> {
     if let Some(m) = &report.metrics {
         println!("requests: {m}");
     }
+    if cli_verbose > 0 {
+        let st = report.stages;
+        eprintln!(
+            "busy time per stage: read {:.2} s, predict {:.2} s, crop {:.2} s, write {:.2} s{}",
+            st.read.as_secs_f64(),
+            st.predict.as_secs_f64(),
+            st.crop.as_secs_f64(),
+            st.write.as_secs_f64(),
+            report
+                .metrics
+                .as_ref()
+                .map(|m| format!(
+                    " (of predict: encode {:.2} s, decode {:.2} s)",
+                    m.encode_time.as_secs_f64(),
+                    m.decode_time.as_secs_f64()
+                ))
+                .unwrap_or_default()
+        );
+    }
     if let Some(q) = &report.quicklook {
         println!("quicklook: {}", q.display());
     }

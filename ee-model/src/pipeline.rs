@@ -3,6 +3,7 @@
 //! every finished tile journaled for `--resume`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,44 @@ impl std::fmt::Display for JobPlan {
     }
 }
 
+/// Busy time per pipeline stage (stages overlap, so these add up to more than wall time).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    /// Reading windows and building tensors (GDAL thread).
+    pub read: Duration,
+    /// Waiting for answers: requests (encode, network, decode) or local model runs, summed
+    /// over batches in flight.
+    pub predict: Duration,
+    /// Cropping answers into tile results.
+    pub crop: Duration,
+    /// Journaling, assembling and writing the GeoTIFF (writer thread).
+    pub write: Duration,
+}
+
+#[derive(Default)]
+struct StageClock {
+    read: AtomicU64,
+    predict: AtomicU64,
+    crop: AtomicU64,
+    write: AtomicU64,
+}
+
+impl StageClock {
+    fn add(counter: &AtomicU64, since: Instant) {
+        counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn times(&self) -> StageTimes {
+        let d = |c: &AtomicU64| Duration::from_nanos(c.load(Ordering::Relaxed));
+        StageTimes {
+            read: d(&self.read),
+            predict: d(&self.predict),
+            crop: d(&self.crop),
+            write: d(&self.write),
+        }
+    }
+}
+
 /// What a finished job did.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -139,6 +178,8 @@ pub struct Report {
     pub metrics: Option<MetricsSnapshot>,
     /// The quicklook written, if any.
     pub quicklook: Option<PathBuf>,
+    /// Busy time per stage.
+    pub stages: StageTimes,
 }
 
 /// Where predictions are computed.
@@ -406,6 +447,7 @@ struct WriterJob {
     replay: Vec<TileAnswer>,
     progress: Option<ProgressFn>,
     total: usize,
+    clock: Arc<StageClock>,
 }
 
 /// The writer thread: journal, assemble, write; returns the output band names.
@@ -421,6 +463,7 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
         replay,
         progress,
         total,
+        clock,
     } = job;
     let mut state: Option<(Assembler, GeoTiffWriter, Vec<usize>)> = None;
     let resumed = replay.len();
@@ -431,6 +474,7 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
                       journal: &mut Journal,
                       fresh: bool|
      -> Result<()> {
+        let started = Instant::now();
         let planes = planes.unwrap_or_else(|| {
             // Replayed answers: split evenly when all bands are scalar, else by the stored total.
             let total = answer.values.dim().2;
@@ -468,6 +512,7 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
             writer.write_block(&block)?;
         }
         done += 1;
+        StageClock::add(&clock.write, started);
         if let Some(p) = &progress {
             p(Progress {
                 done,
@@ -584,9 +629,14 @@ pub(crate) async fn predict_image(
     // Zoom-out guard: size one real tile, derive requests and bytes.
     let margins = grid.overlap().margins();
     let tile_size = grid.tile_size();
+    let clock = Arc::new(StageClock::default());
     let read_work = {
         let plans = plans.clone();
+        let clock = clock.clone();
         move |stack: &InputStack, tile: Tile| -> Result<TileWork> {
+            let started = Instant::now();
+            let clock = clock.clone();
+            let _timer = Defer(Some(move || StageClock::add(&clock.read, started)));
             let data = stack.read_window::<f64>(tile.input, fill)?;
             let instance = build_instance(&data.values, &plans)?;
             let core = data.valid.slice(s![
@@ -660,6 +710,7 @@ pub(crate) async fn predict_image(
         replay,
         progress: options.progress.clone(),
         total: grid.len(),
+        clock: clock.clone(),
     };
     let writer = std::thread::Builder::new()
         .name("ee-model-writer".into())
@@ -736,13 +787,14 @@ pub(crate) async fn predict_image(
             .acquire_many_owned(work.len() as u32)
             .await
             .map_err(|e| Error::Worker(format!("pipeline: {e}")))?;
-        let (to_writer, bands) = (to_writer.clone(), bands.clone());
+        let (to_writer, bands, clock) = (to_writer.clone(), bands.clone(), clock.clone());
         let run = match runner {
             Runner::Local { model, .. } => Either::Local(model.clone()),
             Runner::Remote(c) => Either::Remote(c.clone()),
         };
         tasks.spawn(async move {
             let instances: Vec<Instance> = work.iter().map(|w| w.instance.clone()).collect();
+            let started = Instant::now();
             let answers = match run {
                 Either::Local(model) => tokio::task::spawn_blocking(move || model.run(&instances))
                     .await
@@ -759,9 +811,12 @@ pub(crate) async fn predict_image(
                         .map_err(Error::from)
                 }
             };
+            StageClock::add(&clock.predict, started);
             let result = answers.and_then(|answers| {
                 for (a, w) in answers.into_iter().zip(&work) {
+                    let cropping = Instant::now();
                     let (answer, planes) = to_answer(a, w, &grid, &bands, merge)?;
+                    StageClock::add(&clock.crop, cropping);
                     let _ = to_writer.send(ToWriter::Answer(Box::new(answer), planes));
                 }
                 Ok(())
@@ -826,7 +881,19 @@ pub(crate) async fn predict_image(
             Runner::Local { .. } => None,
         },
         quicklook,
+        stages: clock.times(),
     })
+}
+
+/// Runs a closure when dropped (times a scope whatever way it is left).
+struct Defer<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 enum Either {

@@ -197,7 +197,9 @@ impl PredictClient {
     /// Sends one batch until it is answered or fails for good; `labels` name its tiles in
     /// errors. Returns one instance of outputs per instance sent, in order.
     pub async fn predict(&self, batch: &[Instance], labels: &[String]) -> Result<Vec<Instance>> {
+        let encode_start = Instant::now();
         let prepared = self.transport.prepare(batch)?;
+        self.metrics.encoded(encode_start.elapsed());
         let url = self.transport.describe();
         if prepared.size > self.config.max_payload_bytes {
             return Err(Error::TileTooLarge {
@@ -228,7 +230,8 @@ impl PredictClient {
             let failure = match result {
                 Ok(reply) => {
                     permit.success();
-                    self.metrics.received(reply.bytes_received);
+                    self.metrics
+                        .received(reply.bytes_received, reply.decode_time);
                     self.metrics.done(Some(sent_at.elapsed()));
                     return Ok(reply.instances);
                 }

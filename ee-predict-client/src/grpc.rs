@@ -449,9 +449,12 @@ impl Transport for GrpcTransport {
                             .map_err(|s| status_failure(&s))?
                             .into_inner();
                         let received = response.encoded_len();
+                        let decode_start = std::time::Instant::now();
+                        let instances = self.decode_predict(response, request.instances)?;
                         Ok(Reply {
-                            instances: self.decode_predict(response, request.instances)?,
+                            instances,
                             bytes_received: received,
+                            decode_time: decode_start.elapsed(),
                         })
                     }
                     Body::KServeInfer(m) => {
@@ -468,9 +471,12 @@ impl Transport for GrpcTransport {
                             .map_err(|s| status_failure(&s))?
                             .into_inner();
                         let received = response.encoded_len();
+                        let decode_start = std::time::Instant::now();
+                        let instances = self.decode_infer(response, request.instances)?;
                         Ok(Reply {
-                            instances: self.decode_infer(response, request.instances)?,
+                            instances,
                             bytes_received: received,
+                            decode_time: decode_start.elapsed(),
                         })
                     }
                     Body::Http { .. } => Err(Failure::fatal(

@@ -304,6 +304,7 @@ impl Transport for HttpTransport {
                 .get(kserve_v2::HEADER_LENGTH_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok());
+            let decode_start = std::time::Instant::now();
             let rows = self
                 .decode(&body, header_length, request.instances)
                 .map_err(|e| match e {
@@ -321,6 +322,7 @@ impl Transport for HttpTransport {
             Ok(Reply {
                 instances: check_count(rows, request.instances)?,
                 bytes_received: body.len(),
+                decode_time: decode_start.elapsed(),
             })
         })
     }

@@ -26,6 +26,13 @@ pub struct MetricsSnapshot {
     pub latency_buckets: Vec<u64>,
     /// The largest number of requests in flight seen.
     pub peak_in_flight: usize,
+    /// Time spent encoding request bodies.
+    pub encode_time: Duration,
+    /// Time spent decoding answers.
+    pub decode_time: Duration,
+    /// Time from sending a request to its decoded answer, summed over successful requests
+    /// (overlapping requests each count).
+    pub request_time: Duration,
     /// The concurrency limit at the time of the snapshot.
     pub concurrency_limit: f64,
 }
@@ -110,8 +117,15 @@ impl Metrics {
         });
     }
 
-    pub(crate) fn received(&self, bytes: usize) {
-        self.with(|m| m.bytes_received += bytes as u64);
+    pub(crate) fn received(&self, bytes: usize, decode: Duration) {
+        self.with(|m| {
+            m.bytes_received += bytes as u64;
+            m.decode_time += decode;
+        });
+    }
+
+    pub(crate) fn encoded(&self, time: Duration) {
+        self.with(|m| m.encode_time += time);
     }
 
     pub(crate) fn retry(&self, cause: &str) {
@@ -122,6 +136,7 @@ impl Metrics {
         self.with(|m| match latency {
             Some(l) => {
                 m.requests_ok += 1;
+                m.request_time += l;
                 let ms = l.as_millis() as u64;
                 let i = LATENCY_BUCKETS_MS
                     .iter()

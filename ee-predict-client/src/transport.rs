@@ -39,6 +39,8 @@ pub struct Reply {
     pub instances: Vec<Instance>,
     /// Response bytes received.
     pub bytes_received: usize,
+    /// Time spent decoding the answer.
+    pub decode_time: std::time::Duration,
 }
 
 /// Why an attempt failed.
