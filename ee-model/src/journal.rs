@@ -52,16 +52,28 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
+/// Values are stored as f32 when every one of them survives the round trip (the usual case:
+/// models answer in float32), else as f64; a flag byte says which.
 fn encode(answer: &TileAnswer) -> Vec<u8> {
     let (rows, cols, planes) = answer.values.dim();
     let m = answer.margins;
-    let mut out = Vec::with_capacity(48 + rows * cols * planes * 8 + answer.valid.len());
+    let narrow = answer
+        .values
+        .iter()
+        .all(|&v| (v as f32) as f64 == v || v.is_nan());
+    let width = if narrow { 4 } else { 8 };
+    let mut out = Vec::with_capacity(37 + rows * cols * planes * width + answer.valid.len());
     out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
     for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
         out.extend_from_slice(&(v as u32).to_le_bytes());
     }
-    for v in answer.values.iter() {
-        out.extend_from_slice(&v.to_le_bytes());
+    out.push(width as u8);
+    for &v in answer.values.iter() {
+        if narrow {
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
     }
     out.extend(answer.valid.iter().map(|&b| b as u8));
     out
@@ -83,15 +95,25 @@ fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
         bottom: u32_at(6)?,
     };
     let n = rows.checked_mul(cols)?.checked_mul(planes)?;
-    let body = bytes.get(36..)?;
-    if body.len() != n * 8 + tile.output.height * tile.output.width {
+    let width = *bytes.get(36)? as usize;
+    let body = bytes.get(37..)?;
+    if !(width == 4 || width == 8)
+        || body.len() != n * width + tile.output.height * tile.output.width
+    {
         return None;
     }
-    let values: Vec<f64> = body[..n * 8]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect();
-    let valid: Vec<bool> = body[n * 8..].iter().map(|&b| b != 0).collect();
+    let values: Vec<f64> = if width == 4 {
+        body[..n * 4]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+            .collect()
+    } else {
+        body[..n * 8]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect()
+    };
+    let valid: Vec<bool> = body[n * width..].iter().map(|&b| b != 0).collect();
     Some(TileAnswer {
         tile,
         values: Array3::from_shape_vec((rows, cols, planes), values).ok()?,
@@ -208,9 +230,14 @@ mod tests {
 
     fn answer(n: usize) -> TileAnswer {
         let tile = grid().tile_number(n).unwrap();
+        // Tile 1 holds a value f32 cannot carry, so both encodings are exercised.
+        let mut values = Array3::from_elem((4, 4, 2), n as f64 + 0.5);
+        if n == 1 {
+            values[[0, 0, 0]] = 0.1;
+        }
         TileAnswer {
             tile,
-            values: Array3::from_elem((4, 4, 2), n as f64 + 0.5),
+            values,
             margins: Margins::default(),
             valid: Array2::from_elem((4, 4), n.is_multiple_of(2)),
         }
@@ -237,6 +264,7 @@ mod tests {
         let (answers, mut j) = Journal::resume(&path, "abc", &grid()).unwrap();
         assert_eq!(answers.len(), 2);
         assert_eq!(answers[1].values, answer(1).values);
+        assert_eq!(answers[0].values, answer(0).values);
         j.append(&answer(2)).unwrap();
         drop(j);
         let (answers, _) = Journal::resume(&path, "abc", &grid()).unwrap();
