@@ -65,6 +65,7 @@ async fn serve(format: PayloadFormat) -> std::net::SocketAddr {
             ([(kserve_v2::HEADER_LENGTH_HEADER, h.to_string())], out).into_response()
         }
     });
+    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -136,6 +136,8 @@ impl GeoTiffWriter {
             "BIGTIFF=IF_SAFER".into(),
             "SPARSE_OK=TRUE".into(),
             "INTERLEAVE=BAND".into(),
+            // Compress blocks on every core.
+            "NUM_THREADS=ALL_CPUS".into(),
         ];
         co.extend(compression_options(options.compression, float));
         let creation = RasterCreationOptions::from_iter(co.iter().map(String::as_str));
