@@ -607,3 +607,35 @@ fn killed_and_resumed_runs_give_identical_files() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blend_of_agreeing_answers_is_the_answer() {
+    // With the identity model every overlapping answer agrees, so blending (raised-cosine
+    // weights summing to one) must give the input back, edges and seams included.
+    let input = scratch("blend_in.tif");
+    make_input(&input, 75, 53, None);
+    let output = scratch("blend_out.tif");
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
+            "inputTileSize": [16, 16], "inputOverlapSize": [6, 6],
+            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+        models().join("identity.onnx").display()
+    ))
+    .unwrap();
+    let options = PredictOptions {
+        merge: ee_tiling::MergeMode::Blend,
+        ..Default::default()
+    };
+    run(spec, std::slice::from_ref(&input), &output, &options).await;
+    for b in 1..=3 {
+        let (got, w, h, _) = read_band(&output, b);
+        let (want, ..) = read_band(&input, b);
+        assert_eq!((w, h), (75, 53));
+        for (i, (g, x)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - x).abs() <= 1e-5 * x.abs().max(1.0),
+                "band {b} pixel {i}: blended {g}, input {x}"
+            );
+        }
+    }
+}
