@@ -11,7 +11,11 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use ee_predict_client::{AuthConfig, ClientConfig, Endpoint, PredictClient, PredictorConfig};
 use ee_tensor_proto::payload::{kserve_v2, serialized_tf_tensors, tf_serving};
-use ee_tensor_proto::{DataType, Instance, OutputSpec, PayloadFormat, Tensor};
+use ee_tensor_proto::proto::tensorflow::serving::prediction_service_server::{
+    PredictionService, PredictionServiceServer,
+};
+use ee_tensor_proto::proto::tensorflow::serving::{PredictRequest, PredictResponse};
+use ee_tensor_proto::{tensor_proto, DataType, Instance, OutputSpec, PayloadFormat, Tensor};
 
 fn tiles() -> Vec<Instance> {
     (0..4)
@@ -75,6 +79,53 @@ async fn serve(format: PayloadFormat) -> std::net::SocketAddr {
     addr
 }
 
+/// A PredictionService answering every request with the canned outputs for `tiles()`.
+struct CannedPredict(PredictResponse);
+
+#[tonic::async_trait]
+impl PredictionService for CannedPredict {
+    async fn predict(
+        &self,
+        _: tonic::Request<PredictRequest>,
+    ) -> Result<tonic::Response<PredictResponse>, tonic::Status> {
+        Ok(tonic::Response::new(self.0.clone()))
+    }
+}
+
+async fn serve_grpc() -> std::net::SocketAddr {
+    let rows: Vec<Instance> = tiles()
+        .into_iter()
+        .map(|mut t| Instance::new().with("out", t.take("B1").unwrap()))
+        .collect();
+    let stacked = Instance::stack(&rows).unwrap();
+    let outputs = stacked
+        .iter()
+        .map(|(n, t)| (n.to_string(), tensor_proto::to_proto(t)))
+        .collect();
+    let canned = CannedPredict(PredictResponse {
+        outputs,
+        model_spec: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    use tokio_stream::StreamExt;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        s.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .initial_stream_window_size(Some(16 << 20))
+            .initial_connection_window_size(Some(64 << 20))
+            .add_service(PredictionServiceServer::new(canned).max_decoding_message_size(64 << 20))
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    addr
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let requests = if bench { 2000 } else { 20 };
@@ -90,10 +141,15 @@ fn main() {
         PayloadFormat::TfServingJson,
         PayloadFormat::KServeV2Json,
         PayloadFormat::KServeV2Binary,
+        PayloadFormat::GrpcTfTensors,
     ] {
         for in_flight in [1usize, 16] {
             let (rps, sent, received) = rt.block_on(async {
-                let addr = serve(format).await;
+                let addr = if format == PayloadFormat::GrpcTfTensors {
+                    serve_grpc().await
+                } else {
+                    serve(format).await
+                };
                 let endpoint = match format {
                     PayloadFormat::SerializedTfTensors => Endpoint::AiPlatform {
                         project: "p".into(),
@@ -101,21 +157,25 @@ fn main() {
                         version: None,
                         region: "us-central1".into(),
                     },
-                    PayloadFormat::TfServingJson => Endpoint::TfServing {
-                        url: format!("http://{addr}"),
-                        model: "m".into(),
-                        version: None,
-                        signature: None,
-                    },
+                    PayloadFormat::TfServingJson | PayloadFormat::GrpcTfTensors => {
+                        Endpoint::TfServing {
+                            url: format!("http://{addr}"),
+                            model: "m".into(),
+                            version: None,
+                            signature: None,
+                        }
+                    }
                     _ => Endpoint::KServeV2 {
                         url: format!("http://{addr}"),
                         model: "m".into(),
                         version: None,
                     },
                 };
+                let base_url =
+                    (format != PayloadFormat::GrpcTfTensors).then(|| format!("http://{addr}"));
                 let predictor = PredictorConfig {
                     endpoint,
-                    base_url: Some(format!("http://{addr}")),
+                    base_url,
                     format,
                 };
                 let config = ClientConfig {

@@ -107,6 +107,10 @@ impl GrpcTransport {
                 Ok(endpoint
                     .connect_timeout(Duration::from_secs(10))
                     .tcp_nodelay(true)
+                    // Tiles are megabytes: HTTP/2's 64 KiB default window would make every
+                    // request wait for window updates.
+                    .initial_stream_window_size(Some(16 << 20))
+                    .initial_connection_window_size(Some(64 << 20))
                     .connect_lazy())
             })
             .await
