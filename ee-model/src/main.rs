@@ -35,6 +35,13 @@ enum Merge {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Compress {
+    Deflate,
+    Zstd,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Resample {
     Nearest,
     Bilinear,
@@ -60,6 +67,9 @@ enum Command {
         /// Write a Cloud-Optimized GeoTIFF.
         #[arg(long)]
         cog: bool,
+        /// Block compression of the output.
+        #[arg(long, value_enum, default_value = "deflate")]
+        compression: Compress,
         /// Also write an 8-bit PNG quicklook.
         #[arg(long)]
         quicklook: Option<PathBuf>,
@@ -117,6 +127,7 @@ async fn predict(cli_verbose: u8, cmd: Command) -> Result<(), String> {
         output,
         merge,
         cog,
+        compression,
         quicklook,
         quicklook_bands,
         resume,
@@ -135,6 +146,11 @@ async fn predict(cli_verbose: u8, cmd: Command) -> Result<(), String> {
             Merge::Blend => MergeMode::Blend,
         },
         cog,
+        compression: match compression {
+            Compress::Deflate => ee_raster_io::Compression::Deflate,
+            Compress::Zstd => ee_raster_io::Compression::Zstd,
+            Compress::None => ee_raster_io::Compression::None,
+        },
         resume,
         max_requests,
         fill_value: fill,
@@ -157,7 +173,6 @@ async fn predict(cli_verbose: u8, cmd: Command) -> Result<(), String> {
                 *bar_for_plan.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
             }
         })),
-        ..Default::default()
     };
     if cli_verbose > 0 {
         eprintln!("ee-model: predicting with {}", model.describe());
