@@ -14,6 +14,7 @@ Outputs (committed):
                                   trained here with numpy (Adam, cross-entropy) on the scene's
                                   own water mask plus noise.
   ee-model/tests/models/conv_r2.onnx     two 3x3 convs (receptive radius 2), 3 -> 2 channels, NHWC
+  ee-model/tests/models/conv_r2_nchw.onnx  the same network with NCHW input and output
   ee-model/tests/models/classifier.onnx  per-tile mean then 1x1 conv: [N,H,W,3] -> [N,1,1,2]
   ee-model/tests/models/identity.onnx    output = input, [N,H,W,C]
 All models have symbolic N, H, W.
@@ -196,13 +197,27 @@ def main():
     onnx.save(model, os.path.join(DEMO, "water.onnx"))
 
     r = np.random.default_rng(7)
+    conv_weights = [t("w1", r.normal(0, 0.3, (4, 3, 3, 3))), t("b1", r.normal(0, 0.1, 4)),
+                    t("w2", r.normal(0, 0.3, (2, 4, 3, 3))), t("b2", r.normal(0, 0.1, 2))]
     conv = nhwc_model("conv_r2", 3, 2, [
         helper.make_node("Conv", ["nchw", "w1", "b1"], ["h"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["h"], ["hr"]),
         helper.make_node("Conv", ["hr", "w2", "b2"], ["body_out"], pads=[1, 1, 1, 1]),
-    ], [t("w1", r.normal(0, 0.3, (4, 3, 3, 3))), t("b1", r.normal(0, 0.1, 4)), t("w2", r.normal(0, 0.3, (2, 4, 3, 3))),
-        t("b2", r.normal(0, 0.1, 2))], doc="Two 3x3 convolutions: receptive radius 2.")
+    ], conv_weights, doc="Two 3x3 convolutions: receptive radius 2.")
     onnx.save(conv, os.path.join(MODELS, "conv_r2.onnx"))
+
+    # The same network taking and giving NCHW tensors, for the NCHW layout option.
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 2, "H", "W"])
+    nchw = helper.make_model(helper.make_graph([
+        helper.make_node("Conv", ["input", "w1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("Conv", ["hr", "w2", "b2"], ["output"], pads=[1, 1, 1, 1]),
+    ], "conv_r2_nchw", [inp], [out], initializer=conv_weights), opset_imports=[helper.make_opsetid("", 13)],
+        producer_name="ee-model make_demo.py")
+    nchw.ir_version = 8
+    onnx.checker.check_model(nchw)
+    onnx.save(nchw, os.path.join(MODELS, "conv_r2_nchw.onnx"))
 
     clf = nhwc_model("classifier", 3, 2, [
         helper.make_node("ReduceMean", ["nchw"], ["mean"], axes=[2, 3], keepdims=1),

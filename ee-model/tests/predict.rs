@@ -639,3 +639,42 @@ async fn blend_of_agreeing_answers_is_the_answer() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nchw_model_gives_what_its_nhwc_twin_gives() {
+    let input = scratch("nchw_in.tif");
+    make_input(&input, 45, 38, None);
+    let nhwc = scratch("nchw_ref.tif");
+    run(
+        conv_spec(16, 4),
+        std::slice::from_ref(&input),
+        &nhwc,
+        &PredictOptions::default(),
+    )
+    .await;
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}", "layout": "NCHW"}},
+            "inputBands": {{"input": ["B1", "B2", "B3"]}}, "inputTileSize": [16, 16], "inputOverlapSize": [4, 4],
+            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+        models().join("conv_r2_nchw.onnx").display()
+    ))
+    .unwrap();
+    let nchw = scratch("nchw_out.tif");
+    run(
+        spec,
+        std::slice::from_ref(&input),
+        &nchw,
+        &PredictOptions::default(),
+    )
+    .await;
+    for b in 1..=2 {
+        let (a, ..) = read_band(&nhwc, b);
+        let (c, ..) = read_band(&nchw, b);
+        for (i, (x, y)) in a.iter().zip(&c).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "band {b} pixel {i}: NHWC {x}, NCHW {y}"
+            );
+        }
+    }
+}
