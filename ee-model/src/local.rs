@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ee_tensor_proto::{DataType, Instance, Tensor};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, Symbol, TDim, TValue,
     TypedModel, TypedRunnableModel,
@@ -226,7 +226,7 @@ impl LocalModel {
             let parts = batch.iter().map(pick).collect::<Result<Vec<_>>>()?;
             let stacked = Tensor::stack(&parts.iter().collect::<Vec<_>>())?;
             let stacked = if self.layout == Layout::Nchw && stacked.shape().len() == 4 {
-                permute(&stacked, &[0, 3, 1, 2])
+                stacked.permute(&[0, 3, 1, 2])?
             } else {
                 stacked
             };
@@ -241,7 +241,7 @@ impl LocalModel {
         for (name, value) in self.outputs.iter().zip(outputs) {
             let t = from_tract(&value).map_err(|m| self.fail(format!("output {name:?}: {m}")))?;
             let t = if self.layout == Layout::Nchw && t.shape().len() == 4 {
-                permute(&t, &[0, 2, 3, 1])
+                t.permute(&[0, 2, 3, 1])?
             } else {
                 t
             };
@@ -258,30 +258,6 @@ impl LocalModel {
             }
         }
         Ok(rows)
-    }
-}
-
-fn permute(t: &Tensor, axes: &[usize]) -> Tensor {
-    fn go<T: Clone>(a: &ArrayD<T>, axes: &[usize]) -> ArrayD<T> {
-        a.view()
-            .permuted_axes(IxDyn(axes))
-            .as_standard_layout()
-            .into_owned()
-    }
-    match t {
-        Tensor::F32(a) => Tensor::F32(go(a, axes)),
-        Tensor::F64(a) => Tensor::F64(go(a, axes)),
-        Tensor::F16(a) => Tensor::F16(go(a, axes)),
-        Tensor::I8(a) => Tensor::I8(go(a, axes)),
-        Tensor::I16(a) => Tensor::I16(go(a, axes)),
-        Tensor::I32(a) => Tensor::I32(go(a, axes)),
-        Tensor::I64(a) => Tensor::I64(go(a, axes)),
-        Tensor::U8(a) => Tensor::U8(go(a, axes)),
-        Tensor::U16(a) => Tensor::U16(go(a, axes)),
-        Tensor::U32(a) => Tensor::U32(go(a, axes)),
-        Tensor::U64(a) => Tensor::U64(go(a, axes)),
-        Tensor::Bool(a) => Tensor::Bool(go(a, axes)),
-        Tensor::String(a) => Tensor::String(go(a, axes)),
     }
 }
 

@@ -434,6 +434,26 @@ impl Tensor {
         })
     }
 
+    /// The tensor with its axes reordered (`axes[i]` is the old axis that becomes axis `i`),
+    /// in standard layout; `axes` must be a permutation of the tensor's axes.
+    pub fn permute(&self, axes: &[usize]) -> Result<Tensor> {
+        let rank = self.shape().len();
+        let mut seen = vec![false; rank];
+        let ok = axes.len() == rank
+            && axes
+                .iter()
+                .all(|&a| a < rank && !std::mem::replace(&mut seen[a], true));
+        if !ok {
+            return Err(Error::InvalidShape {
+                shape: self.shape().iter().map(|&d| d as i64).collect(),
+                reason: format!("{axes:?} is not a permutation of its {rank} axes"),
+            });
+        }
+        Ok(
+            map_array!(self, a => a.view().permuted_axes(IxDyn(axes)).as_standard_layout().into_owned()),
+        )
+    }
+
     /// Splits a batched tensor along its leading axis into one tensor per instance.
     pub fn unstack(&self) -> Result<Vec<Tensor>> {
         if self.shape().is_empty() {
@@ -447,15 +467,6 @@ impl Tensor {
             .map(|i| map_array!(self, a => a.index_axis(Axis(0), i).to_owned()))
             .collect())
     }
-}
-
-/// A `(C, H, W)` tensor rearranged as `(H, W, C)` (standard layout).
-pub(crate) fn channels_last(t: &Tensor) -> Tensor {
-    map_array!(t, a => {
-        let p = a.view().permuted_axes(IxDyn(&[1, 2, 0]));
-        let shape = p.shape().to_vec();
-        ArrayD::from_shape_vec(IxDyn(&shape), p.iter().cloned().collect()).expect("same count")
-    })
 }
 
 #[cfg(test)]
@@ -494,6 +505,22 @@ mod tests {
         }
         let err = Tensor::from_le_bytes(DataType::Float32, &[2], &[0; 7]).unwrap_err();
         assert!(err.to_string().contains("needs 8"), "{err}");
+    }
+
+    #[test]
+    fn permute_reorders_axes_and_checks_them() {
+        let t = Tensor::from_vec(&[2, 1, 3], (0..6).collect::<Vec<i32>>()).unwrap();
+        let p = t.permute(&[1, 2, 0]).unwrap();
+        assert_eq!(p.shape(), &[1, 3, 2]);
+        assert_eq!(
+            p.array::<i32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![0, 3, 1, 4, 2, 5]
+        );
+        assert!(t.permute(&[0, 0, 1]).is_err() && t.permute(&[0, 1]).is_err());
     }
 
     #[test]

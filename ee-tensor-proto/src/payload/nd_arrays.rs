@@ -116,7 +116,7 @@ pub fn decode_response(body: &[u8], output: &OutputSpec) -> Result<Vec<Instance>
         &mut |r: &mut Reader<'_>, slot: Slot<'_>| {
             let t = read_json_value(r, slot, FORMAT)?;
             Ok(match *t.shape() {
-                [_, _, _] => crate::tensor::channels_last(&t),
+                [_, _, _] => t.permute(&[1, 2, 0])?,
                 _ => t,
             })
         },
