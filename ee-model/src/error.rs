@@ -17,13 +17,8 @@ pub enum Error {
         message: String,
     },
     /// The embedded runtime.
-    #[error("local model {path}: {message}")]
-    Local {
-        /// The ONNX file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Local(#[from] ee_runtime::Error),
     /// The zoom-out guard refused the job.
     #[error("{0}")]
     TooLarge(String),

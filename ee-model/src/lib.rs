@@ -21,15 +21,14 @@
 
 mod error;
 pub mod journal;
-pub mod local;
 mod pipeline;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use ee_runtime::{Layout, LocalModel};
 pub use error::{Error, Result};
-pub use local::{Layout, LocalModel};
 pub use pipeline::{JobPlan, PlanFn, PredictOptions, Progress, ProgressFn, Report, StageTimes};
 pub use spec::{ModelSpec, OutputBandSpec, PredictorSpec};
 

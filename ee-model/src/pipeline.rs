@@ -20,9 +20,9 @@ use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
 use tokio::sync::Semaphore;
 
 use crate::journal::{fingerprint, journal_path, Journal};
-use crate::local::{from_f64, LocalModel};
 use crate::spec::{ModelSpec, OutputBandSpec};
 use crate::{Error, Result};
+use ee_runtime::{from_f64, LocalModel};
 
 /// Progress of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -799,7 +799,7 @@ pub(crate) async fn predict_image(
                 Either::Local(model) => tokio::task::spawn_blocking(move || model.run(&instances))
                     .await
                     .map_err(|e| Error::Worker(format!("pipeline: {e}")))
-                    .and_then(|r| r),
+                    .and_then(|r| r.map_err(Error::from)),
                 Either::Remote(client) => {
                     let labels: Vec<String> = work
                         .iter()

@@ -14,8 +14,8 @@ use ee_tiling::{BandDims, Overlap, RasterSize, TileGrid, TileSize};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::local::Layout;
 use crate::{Error, Result};
+use ee_runtime::Layout;
 
 /// Where the model runs, as written in the spec's `predictor` object.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -538,7 +538,7 @@ impl ModelSpec {
         match &self.predictor {
             PredictorSpec::Local {
                 layout: Some(l), ..
-            } => l.parse(),
+            } => Ok(l.parse()?),
             _ => Ok(Layout::Nhwc),
         }
     }

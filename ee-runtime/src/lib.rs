@@ -2,6 +2,21 @@
 //! downloaded). Symbolic batch, height and width are bound per concrete input shape and the
 //! optimised plan is cached per shape (a fully symbolic plan runs many times slower). Tensors
 //! arrive NHWC (Earth Engine's layout); an NCHW model gets them transposed.
+//!
+//! ```no_run
+//! use ee_runtime::{Layout, LocalModel};
+//! use ee_tensor_proto::{Instance, Tensor};
+//!
+//! let model = LocalModel::load("water.onnx", Layout::Nhwc)?;
+//! let tile = Tensor::F32(ndarray::ArrayD::zeros(vec![64, 64, 4]));
+//! let mut instance = Instance::new();
+//! instance.push("array", tile);
+//! let answers = model.run(&[instance])?;
+//! println!("{:?}", answers[0].names().collect::<Vec<_>>());
+//! # Ok::<(), ee_runtime::Error>(())
+//! ```
+
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +29,27 @@ use tract_onnx::prelude::{
     TypedModel, TypedRunnableModel,
 };
 
-use crate::{Error, Result};
+/// What went wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file, its graph, or a run of it.
+    #[error("local model {path}: {message}")]
+    Model {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A layout name other than NHWC or NCHW.
+    #[error("layout must be NHWC or NCHW, not {0:?}")]
+    Layout(String),
+    /// Stacking or splitting tensors.
+    #[error(transparent)]
+    Codec(#[from] ee_tensor_proto::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Axis order the model expects for rank-4 tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -32,9 +67,7 @@ impl std::str::FromStr for Layout {
         match s.to_ascii_uppercase().as_str() {
             "NHWC" => Ok(Layout::Nhwc),
             "NCHW" => Ok(Layout::Nchw),
-            other => Err(Error::Spec(format!(
-                "layout must be NHWC or NCHW, not {other:?}"
-            ))),
+            other => Err(Error::Layout(other.to_string())),
         }
     }
 }
@@ -73,7 +106,7 @@ impl LocalModel {
     /// Loads `path`.
     pub fn load(path: impl AsRef<Path>, layout: Layout) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let fail = |m: String| Error::Local {
+        let fail = |m: String| Error::Model {
             path: path.clone(),
             message: m,
         };
@@ -136,7 +169,7 @@ impl LocalModel {
     }
 
     fn fail(&self, m: String) -> Error {
-        Error::Local {
+        Error::Model {
             path: self.path.clone(),
             message: m,
         }
@@ -231,7 +264,7 @@ impl LocalModel {
                 stacked
             };
             shapes.push(stacked.shape().to_vec());
-            values.push(to_tract(stacked)?);
+            values.push(to_tract(stacked).map_err(|m| self.fail(m))?);
         }
         let plan = self.plan(&shapes)?;
         let outputs = plan
@@ -309,7 +342,7 @@ pub fn from_f64(a: &ArrayD<f64>, dtype: DataType) -> Option<Tensor> {
     })
 }
 
-fn to_tract(t: Tensor) -> Result<TValue> {
+fn to_tract(t: Tensor) -> std::result::Result<TValue, String> {
     use tract_onnx::prelude::Tensor as TT;
     let tt: TT = match t {
         Tensor::F32(a) => a.into(),
@@ -324,11 +357,7 @@ fn to_tract(t: Tensor) -> Result<TValue> {
         Tensor::U32(a) => a.into(),
         Tensor::U64(a) => a.into(),
         Tensor::Bool(a) => a.into(),
-        Tensor::String(_) => {
-            return Err(Error::Spec(
-                "string tensors cannot be fed to a local model".into(),
-            ))
-        }
+        Tensor::String(_) => return Err("string tensors cannot be fed to a local model".into()),
     };
     Ok(tt.into_tvalue())
 }
