@@ -1,0 +1,1 @@
+//! Placeholder while issue 8 is built.

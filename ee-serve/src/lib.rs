@@ -1,0 +1,1 @@
+//! Placeholder while issue 6 is built.
