@@ -21,14 +21,18 @@
 mod error;
 mod gdal_apps;
 pub mod pixel;
+pub mod points;
 mod quicklook;
 mod source;
 mod stack;
+pub mod vector;
 mod writer;
 
 pub use error::{Error, Result};
 pub use gdal_apps::open_raster;
 pub use quicklook::write_quicklook;
-pub use source::{same_crs, BandInfo, BandSelector, RasterSource, Resampling, SamplingGrid};
+pub use source::{
+    crs_short_name, same_crs, BandInfo, BandSelector, RasterSource, Resampling, SamplingGrid,
+};
 pub use stack::{InputStack, StackBand, WindowData};
 pub use writer::{partial_path, Compression, FromF64, GeoTiffWriter, OutputBand, WriteOptions};

@@ -127,6 +127,18 @@ pub fn same_crs(a: &str, b: &str) -> bool {
     }
 }
 
+/// A CRS as Earth Engine names it: `AUTHORITY:CODE` (e.g. `EPSG:32633`) when the WKT carries
+/// an authority code, else the WKT itself (empty stays empty).
+pub fn crs_short_name(wkt: &str) -> String {
+    match SpatialRef::from_wkt(wkt) {
+        Ok(srs) => match (srs.auth_name(), srs.auth_code()) {
+            (Some(name), Ok(code)) => format!("{name}:{code}"),
+            _ => wkt.to_string(),
+        },
+        Err(_) => wkt.to_string(),
+    }
+}
+
 /// Resampling used when warping inputs onto the sampling grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Resampling {
