@@ -39,6 +39,26 @@ pub enum Error {
     /// A band type with no GDAL equivalent (or the reverse).
     #[error("{0}")]
     Unsupported(String),
+    /// A vector file or layer that cannot be used as asked (layers, fields, drivers).
+    #[error("{path}: {message}")]
+    Vector {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// One feature's value that cannot be used (missing, not a number).
+    #[error("{path}: {feature}, field {field:?}: {message}")]
+    Feature {
+        /// The file.
+        path: PathBuf,
+        /// The feature (`feature 3 (FID 7)`).
+        feature: String,
+        /// The field.
+        field: String,
+        /// What was wrong.
+        message: String,
+    },
     /// Filesystem trouble around the output.
     #[error("{path}: {source}")]
     Io {
