@@ -26,6 +26,7 @@ mod quicklook;
 mod source;
 mod stack;
 pub mod vector;
+pub mod vector;
 mod writer;
 
 pub use error::{Error, Result};
