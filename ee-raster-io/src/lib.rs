@@ -26,7 +26,6 @@ mod quicklook;
 mod source;
 mod stack;
 pub mod vector;
-pub mod vector;
 mod writer;
 
 pub use error::{Error, Result};
