@@ -22,6 +22,7 @@
 mod error;
 pub mod journal;
 mod pipeline;
+mod properties;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub use ee_runtime::{Layout, LocalModel};
 pub use error::{Error, Result};
 pub use pipeline::{JobPlan, PlanFn, PredictOptions, Progress, ProgressFn, Report, StageTimes};
+pub use properties::{PropertiesOptions, PropertiesReport};
 pub use spec::{ModelSpec, OutputBandSpec, PredictorSpec};
 
 use ee_predict_client::PredictClient;
@@ -66,14 +68,20 @@ impl Model {
                         )));
                     }
                 }
+                properties::check_local_outputs(&spec, &model, path)?;
                 Runner::Local {
                     model: Arc::new(model),
                     batch: batch_size.unwrap_or(DEFAULT_LOCAL_BATCH).max(1),
                 }
             }
             _ => {
-                let outputs: Vec<OutputSpec> = spec
-                    .output_bands
+                // A spec for properties only decodes its outputProperties.
+                let declared = if spec.output_bands.is_empty() {
+                    &spec.output_properties
+                } else {
+                    &spec.output_bands
+                };
+                let outputs: Vec<OutputSpec> = declared
                     .iter()
                     .map(|b| OutputSpec::new(&b.name, b.dtype))
                     .collect();
@@ -122,6 +130,23 @@ impl Model {
         output: &Path,
         options: &PredictOptions,
     ) -> Result<Report> {
+        if self.spec.output_bands.is_empty() {
+            return Err(Error::Spec(
+                "predicting an image needs outputBands (and inputTileSize); this spec declares outputProperties only".into(),
+            ));
+        }
         pipeline::predict_image(&self.spec, &self.runner, inputs, output, options).await
+    }
+
+    /// Earth Engine's `predictProperties` over a vector file: every feature of one layer of
+    /// `input` is an instance of its input properties; the answers are written as new fields
+    /// (`outputProperties`) to `output`, a copy in the same format (or `options.format`).
+    pub async fn predict_properties(
+        &self,
+        input: &Path,
+        output: &Path,
+        options: &PropertiesOptions,
+    ) -> Result<PropertiesReport> {
+        properties::predict_properties(&self.spec, &self.runner, input, output, options).await
     }
 }

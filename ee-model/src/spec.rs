@@ -157,12 +157,16 @@ struct RawSpec {
     predictor: PredictorSpec,
     #[serde(default)]
     input_bands: Option<Map<String, Value>>,
-    input_tile_size: [usize; 2],
+    #[serde(default)]
+    input_tile_size: Option<[usize; 2]>,
     #[serde(default)]
     input_overlap_size: Option<[usize; 2]>,
     #[serde(default)]
     output_tile_size: Option<[usize; 2]>,
-    output_bands: Map<String, Value>,
+    #[serde(default)]
+    output_bands: Option<Map<String, Value>>,
+    #[serde(default)]
+    output_properties: Option<Map<String, Value>>,
     #[serde(default)]
     payload_format: Option<String>,
     #[serde(default)]
@@ -192,14 +196,20 @@ pub struct ModelSpec {
     pub predictor: PredictorSpec,
     /// Model inputs and the bands stacked into each; empty: every band its own input.
     pub input_bands: Vec<InputBandSpec>,
-    /// Core tile size `[w, h]`.
+    /// Core tile size `[w, h]` (1 x 1 in a spec for properties only, without `outputBands`).
     pub input_tile_size: TileSize,
     /// Total overlap per axis.
     pub input_overlap_size: Overlap,
     /// Core answer size.
     pub output_tile_size: TileSize,
-    /// Declared output bands, in order.
+    /// Declared output bands, in order (empty in a spec for properties only).
     pub output_bands: Vec<OutputBandSpec>,
+    /// Feature properties sent as the model's inputs (`inputProperties`); empty: every
+    /// numeric property. For `predict_properties` only.
+    pub input_properties: Vec<String>,
+    /// Declared output properties (`outputProperties`), in order: new feature fields of
+    /// `predict_properties`, dimensions 0 (scalar) or 1 (array).
+    pub output_properties: Vec<OutputBandSpec>,
     /// Payload format (hosted predictors).
     pub payload_format: PayloadFormat,
     /// Largest request body.
@@ -280,21 +290,61 @@ impl ModelSpec {
     /// Parses and validates spec JSON.
     pub fn from_json(text: &str) -> Result<Self> {
         let raw: RawSpec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
-        let [tw, th] = raw.input_tile_size;
+        if raw.output_bands.is_none() && raw.output_properties.is_none() {
+            return Err(Error::Spec(
+                "declare the model's outputs: outputBands (images, e.g. {\"out\": {\"type\": \"float\"}}) or outputProperties (features)".into(),
+            ));
+        }
+        if raw.output_bands.is_some() && raw.input_tile_size.is_none() {
+            return Err(Error::Spec(
+                "inputTileSize is required with outputBands (images)".into(),
+            ));
+        }
+        let raw_tile_size = raw.input_tile_size.unwrap_or([1, 1]);
+        let [tw, th] = raw_tile_size;
         let input_tile_size = TileSize::new(tw, th)
             .map_err(|_| Error::Spec(format!("inputTileSize [{tw}, {th}] must be positive")))?;
         let [ox, oy] = raw.input_overlap_size.unwrap_or([0, 0]);
-        let [ow, oh] = raw.output_tile_size.unwrap_or(raw.input_tile_size);
+        let [ow, oh] = raw.output_tile_size.unwrap_or(raw_tile_size);
         let output_tile_size = TileSize::new(ow, oh)
             .map_err(|_| Error::Spec(format!("outputTileSize [{ow}, {oh}] must be positive")))?;
         // Check the geometry on a region of one tile: overlap < tile, whole ratios.
         TileGrid::new(RasterSize::new(tw, th).window(), input_tile_size, Overlap::new(ox, oy), output_tile_size)
             .map_err(|e| Error::Spec(format!("inputTileSize [{tw}, {th}], inputOverlapSize [{ox}, {oy}], outputTileSize [{ow}, {oh}]: {e}")))?;
-        if raw.output_bands.is_empty() {
+        if raw.output_bands.as_ref().is_some_and(Map::is_empty) {
             return Err(Error::Spec("outputBands is empty: declare the model's outputs, e.g. {\"out\": {\"type\": \"float\"}}".into()));
         }
+        if raw.output_properties.as_ref().is_some_and(Map::is_empty) {
+            return Err(Error::Spec("outputProperties is empty: declare the model's outputs, e.g. {\"score\": {\"type\": \"float\"}}".into()));
+        }
+        let output_properties = raw
+            .output_properties
+            .unwrap_or_default()
+            .iter()
+            .map(|(name, v)| {
+                let what = format!("outputProperties.{name}");
+                let ty = v
+                    .get("type")
+                    .ok_or_else(|| Error::Spec(format!("{what} has no \"type\"")))?;
+                let dims = match v.get("dimensions") {
+                    None => 0,
+                    Some(d) => d.as_u64().filter(|&d| d <= 1).ok_or_else(|| {
+                        Error::Spec(format!(
+                            "{what}: dimensions {d} must be 0 (a number) or 1 (an array) for a property"
+                        ))
+                    })?,
+                };
+                Ok(OutputBandSpec {
+                    name: name.clone(),
+                    dtype: parse_dtype(ty, &what)?,
+                    dims: BandDims::from_dimensions(dims as u32)
+                        .map_err(|e| Error::Spec(format!("{what}: {e}")))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let output_bands = raw
             .output_bands
+            .unwrap_or_default()
             .iter()
             .map(|(name, v)| {
                 let what = format!("outputBands.{name}");
@@ -375,10 +425,21 @@ impl ModelSpec {
                 "fixInputProj needs proj (crs and scale)".into(),
             ));
         }
-        if raw.input_properties.as_ref().is_some_and(|p| !p.is_empty()) {
+        let input_properties = raw.input_properties.unwrap_or_default();
+        if !input_properties.is_empty() && output_properties.is_empty() {
             return Err(Error::Spec(
-                "inputProperties apply to predict-properties, not to images".into(),
+                "inputProperties apply to predict-properties, not to images (declare outputProperties)".into(),
             ));
+        }
+        if let Some(dup) = input_properties
+            .iter()
+            .enumerate()
+            .find(|(i, p)| input_properties[..*i].contains(p))
+        {
+            return Err(Error::Spec(format!(
+                "inputProperties lists {:?} twice",
+                dup.1
+            )));
         }
         let auth = match raw.auth {
             None => AuthConfig::None,
@@ -416,6 +477,8 @@ impl ModelSpec {
             input_overlap_size: Overlap::new(ox, oy),
             output_tile_size,
             output_bands,
+            input_properties,
+            output_properties,
             payload_format,
             max_payload_bytes,
             output_multiplier,
@@ -601,5 +664,75 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown field `maxPayloadByte`"));
+    }
+
+    const PROPERTIES: &str = r#"{"predictor": {"type": "aiPlatform", "projectId": "p", "modelName": "m", "baseUrl": "http://127.0.0.1:8080"},
+ "inputProperties": ["a", "v"], "inputTypeOverride": {"a": "double"},
+ "outputProperties": {"s": {"type": "float"}, "w": {"type": "int64", "dimensions": 1}}}"#;
+
+    #[test]
+    fn a_properties_spec_needs_no_tiles() {
+        let s = ModelSpec::from_json(PROPERTIES).unwrap();
+        assert_eq!(s.input_properties, vec!["a", "v"]);
+        assert!(s.output_bands.is_empty());
+        let outs: Vec<(&str, DataType, BandDims)> = s
+            .output_properties
+            .iter()
+            .map(|o| (o.name.as_str(), o.dtype, o.dims))
+            .collect();
+        assert_eq!(
+            outs,
+            vec![
+                ("s", DataType::Float32, BandDims::Scalar),
+                ("w", DataType::Int64, BandDims::Vector)
+            ]
+        );
+        assert_eq!(
+            s.input_type_override,
+            vec![("a".to_string(), DataType::Float64)]
+        );
+    }
+
+    #[test]
+    fn properties_and_images_are_told_apart() {
+        // inputProperties without outputProperties stays refused for images.
+        let bad = EXAMPLE.replace(
+            "\"inputTileSize\"",
+            "\"inputProperties\": [\"a\"], \"inputTileSize\"",
+        );
+        let err = ModelSpec::from_json(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("inputProperties apply to predict-properties"),
+            "{err}"
+        );
+        // outputBands still need a tile size.
+        let bad = EXAMPLE.replace("\"inputTileSize\": [128, 128], ", "");
+        let err = ModelSpec::from_json(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("inputTileSize is required with outputBands"),
+            "{err}"
+        );
+        // Some outputs must be declared.
+        let bad = PROPERTIES.replace("\"outputProperties\"", "\"outputPropertie\"");
+        assert!(ModelSpec::from_json(&bad).is_err());
+        let bad = r#"{"predictor": {"type": "url", "url": "http://127.0.0.1:1/p"}}"#;
+        let err = ModelSpec::from_json(bad).unwrap_err().to_string();
+        assert!(err.contains("outputBands (images"), "{err}");
+        // Properties are numbers or arrays.
+        let bad = PROPERTIES.replace("\"dimensions\": 1", "\"dimensions\": 2");
+        let err = ModelSpec::from_json(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("outputProperties.w: dimensions 2 must be 0"),
+            "{err}"
+        );
+        let bad = PROPERTIES.replace("[\"a\", \"v\"]", "[\"a\", \"a\"]");
+        let err = ModelSpec::from_json(&bad).unwrap_err().to_string();
+        assert!(err.contains("lists \"a\" twice"), "{err}");
+        let bad = PROPERTIES.replace(
+            "{\"s\": {\"type\": \"float\"}, \"w\": {\"type\": \"int64\", \"dimensions\": 1}}",
+            "{}",
+        );
+        let err = ModelSpec::from_json(&bad).unwrap_err().to_string();
+        assert!(err.contains("outputProperties is empty"), "{err}");
     }
 }

@@ -661,7 +661,21 @@ fn write_copy(
     values: &[Vec<NewValue>],
     lists: bool,
 ) -> Result<WriteOutcome> {
-    let src_ds = source.reopen()?;
+    // Same format: carry what OGR keeps beside its model (GeoJSON foreign members, the absence
+    // of a "crs" member), as ogr2ogr does.
+    let same_driver = driver_name == source.driver;
+    let native = same_driver
+        && drv
+            .metadata_item("DMD_OPENOPTIONLIST", "")
+            .is_some_and(|xml| xml.contains("name='NATIVE_DATA'"))
+        && has_layer_option(drv, "NATIVE_DATA");
+    let src_ds = if native {
+        let mut options = source.open_options.clone();
+        options.push("NATIVE_DATA=YES".into());
+        open_vector(&source.path, &options)?
+    } else {
+        source.reopen()?
+    };
     let src_layer = src_ds
         .layer_by_name(&source.layer)
         .map_err(crate::error::gdal_err(
@@ -697,6 +711,13 @@ fn write_copy(
                 &format!("GEOMETRY_NAME={geom_column}"),
                 "geometry column",
             )?);
+        }
+        if native {
+            for key in ["NATIVE_DATA", "NATIVE_MEDIA_TYPE"] {
+                if let Some(v) = src_layer.metadata_item(key, "NATIVE_DATA") {
+                    options.push(cstring(&format!("{key}={v}"), "native data")?);
+                }
+            }
         }
         let mut option_ptrs: Vec<*mut c_char> =
             options.iter().map(|s| s.as_ptr() as *mut c_char).collect();

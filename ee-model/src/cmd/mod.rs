@@ -1,3 +1,4 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod predict;
+pub mod predict_properties;
