@@ -40,6 +40,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Inputs the model cannot take: a missing name, a wrong rank, shape or type, shapes the
+    /// graph cannot be planned for. The caller's fault, not the model's.
+    #[error("local model {path}: {message}")]
+    Input {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What was wrong with the inputs.
+        message: String,
+    },
     /// A layout name other than NHWC or NCHW.
     #[error("layout must be NHWC or NCHW, not {0:?}")]
     Layout(String),
@@ -74,6 +83,27 @@ impl std::str::FromStr for Layout {
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// One input or output of a model as its graph declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The tensor's name in the graph.
+    pub name: String,
+    /// Element type.
+    pub dtype: DataType,
+    /// Dimensions in the model's own layout; `None` where symbolic (batch, height, width).
+    pub shape: Vec<Option<usize>>,
+}
+
+impl TensorInfo {
+    /// The shape as TensorFlow and KServe metadata write it: `-1` for a free dimension.
+    pub fn signed_shape(&self) -> Vec<i64> {
+        self.shape
+            .iter()
+            .map(|d| d.map_or(-1, |v| v as i64))
+            .collect()
+    }
+}
+
 /// A loaded ONNX model.
 pub struct LocalModel {
     path: PathBuf,
@@ -81,6 +111,8 @@ pub struct LocalModel {
     layout: Layout,
     inputs: Vec<(String, DataType)>,
     outputs: Vec<String>,
+    input_infos: Vec<TensorInfo>,
+    output_infos: Vec<TensorInfo>,
     plans: Mutex<HashMap<Vec<Vec<usize>>, Plan>>,
 }
 
@@ -137,7 +169,19 @@ impl LocalModel {
             })?;
             inputs.push((typed.node(outlet.node).name.clone(), dt));
         }
-        let outputs = typed
+        let input_infos = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, dtype))| {
+                let fact = typed.input_fact(i).map_err(|e| fail(e.to_string()))?;
+                Ok(TensorInfo {
+                    name: name.clone(),
+                    dtype: *dtype,
+                    shape: fact.shape.iter().map(|d| dim_value(&d)).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outputs: Vec<String> = typed
             .output_outlets()
             .map_err(|e| fail(e.to_string()))?
             .iter()
@@ -148,12 +192,32 @@ impl LocalModel {
                     .unwrap_or_else(|| typed.node(o.node).name.clone())
             })
             .collect();
+        let output_infos = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let fact = typed.output_fact(i).map_err(|e| fail(e.to_string()))?;
+                let dtype = dtype_of(fact.datum_type).ok_or_else(|| {
+                    fail(format!(
+                        "output {name:?} has unsupported type {:?}",
+                        fact.datum_type
+                    ))
+                })?;
+                Ok(TensorInfo {
+                    name: name.clone(),
+                    dtype,
+                    shape: fact.shape.iter().map(|d| dim_value(&d)).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(LocalModel {
             path,
             typed,
             layout,
             inputs,
             outputs,
+            input_infos,
+            output_infos,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -168,8 +232,43 @@ impl LocalModel {
         &self.outputs
     }
 
+    /// The inputs with their declared shapes (model layout).
+    pub fn input_infos(&self) -> &[TensorInfo] {
+        &self.input_infos
+    }
+
+    /// The outputs with their declared shapes (model layout), where the graph knows them.
+    pub fn output_infos(&self) -> &[TensorInfo] {
+        &self.output_infos
+    }
+
+    /// The axis order tensors are given to the model in.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The ONNX file this model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when every input's first dimension is free, so instances can be stacked into
+    /// one run of any size.
+    pub fn batchable(&self) -> bool {
+        self.input_infos
+            .iter()
+            .all(|i| matches!(i.shape.first(), Some(None)))
+    }
+
     fn fail(&self, m: String) -> Error {
         Error::Model {
+            path: self.path.clone(),
+            message: m,
+        }
+    }
+
+    fn bad_input(&self, m: String) -> Error {
+        Error::Input {
             path: self.path.clone(),
             message: m,
         }
@@ -193,7 +292,7 @@ impl LocalModel {
                 .map_err(|e| self.fail(e.to_string()))?;
             let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
             if dims.len() != shape.len() {
-                return Err(self.fail(format!(
+                return Err(self.bad_input(format!(
                     "input {:?} has rank {} but a tensor of shape {shape:?} was given",
                     self.inputs[i].0,
                     dims.len()
@@ -202,7 +301,7 @@ impl LocalModel {
             for (d, &n) in dims.iter().zip(shape) {
                 match d {
                     TDim::Val(v) if *v as usize != n => {
-                        return Err(self.fail(format!(
+                        return Err(self.bad_input(format!(
                         "input {:?} has fixed shape {:?} but a tensor of shape {shape:?} was given",
                         self.inputs[i].0, dims
                     )))
@@ -210,8 +309,9 @@ impl LocalModel {
                     TDim::Sym(s) => {
                         if let Some(prev) = subs.insert(s.clone(), TDim::Val(n as i64)) {
                             if prev != TDim::Val(n as i64) {
-                                return Err(self
-                                    .fail(format!("dimension {s} would be both {prev} and {n}")));
+                                return Err(self.bad_input(format!(
+                                    "dimension {s} would be both {prev} and {n}"
+                                )));
                             }
                         }
                     }
@@ -224,7 +324,9 @@ impl LocalModel {
             .set_symbols(&subs)
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| self.fail(format!("cannot plan for input shapes {shapes:?}: {e:#}")))?;
+            .map_err(|e| {
+                self.bad_input(format!("cannot plan for input shapes {shapes:?}: {e:#}"))
+            })?;
         self.plans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -237,7 +339,7 @@ impl LocalModel {
     /// the model's input types, stacked, run, and split back; outputs are named by the model.
     pub fn run(&self, batch: &[Instance]) -> Result<Vec<Instance>> {
         if batch.is_empty() {
-            return Err(self.fail("empty batch".into()));
+            return Err(self.bad_input("empty batch".into()));
         }
         let mut values: Vec<TValue> = Vec::new();
         let mut shapes = Vec::new();
@@ -249,22 +351,23 @@ impl LocalModel {
                     inst.get(name).cloned()
                 };
                 let t = t.ok_or_else(|| {
-                    self.fail(format!(
+                    self.bad_input(format!(
                         "the model's input {name:?} has no band of that name (bands sent: {})",
                         inst.names().collect::<Vec<_>>().join(", ")
                     ))
                 })?;
-                convert(&t, *dtype).map_err(|m| self.fail(format!("input {name:?}: {m}")))
+                convert(&t, *dtype).map_err(|m| self.bad_input(format!("input {name:?}: {m}")))
             };
             let parts = batch.iter().map(pick).collect::<Result<Vec<_>>>()?;
-            let stacked = Tensor::stack(&parts.iter().collect::<Vec<_>>())?;
+            let stacked = Tensor::stack(&parts.iter().collect::<Vec<_>>())
+                .map_err(|e| self.bad_input(format!("input {name:?}: {e}")))?;
             let stacked = if self.layout == Layout::Nchw && stacked.shape().len() == 4 {
                 stacked.permute(&[0, 3, 1, 2])?
             } else {
                 stacked
             };
             shapes.push(stacked.shape().to_vec());
-            values.push(to_tract(stacked).map_err(|m| self.fail(m))?);
+            values.push(to_tract(stacked).map_err(|m| self.bad_input(m))?);
         }
         let plan = self.plan(&shapes)?;
         let outputs = plan
@@ -291,6 +394,13 @@ impl LocalModel {
             }
         }
         Ok(rows)
+    }
+}
+
+fn dim_value(d: &TDim) -> Option<usize> {
+    match d {
+        TDim::Val(v) => usize::try_from(*v).ok(),
+        _ => None,
     }
 }
 

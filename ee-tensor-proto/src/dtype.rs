@@ -121,6 +121,26 @@ impl DataType {
         }
     }
 
+    /// TensorFlow's enum name (`DT_FLOAT`, `DT_HALF`, `DT_STRING`...), as TF Serving's
+    /// metadata writes it.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            DataType::Float32 => "DT_FLOAT",
+            DataType::Float64 => "DT_DOUBLE",
+            DataType::Int32 => "DT_INT32",
+            DataType::Uint8 => "DT_UINT8",
+            DataType::Int16 => "DT_INT16",
+            DataType::Int8 => "DT_INT8",
+            DataType::String => "DT_STRING",
+            DataType::Int64 => "DT_INT64",
+            DataType::Bool => "DT_BOOL",
+            DataType::Uint16 => "DT_UINT16",
+            DataType::Float16 => "DT_HALF",
+            DataType::Uint32 => "DT_UINT32",
+            DataType::Uint64 => "DT_UINT64",
+        }
+    }
+
     /// True for the three float types.
     pub fn is_float(self) -> bool {
         matches!(
@@ -178,6 +198,7 @@ mod tests {
             assert_eq!(d.tf_code(), code);
             assert_eq!(DataType::from_tf_code(code).unwrap(), *d);
             assert_eq!(DataType::from_tf_code(code + 100).unwrap(), *d);
+            assert_eq!(d.tf_name().parse::<DataType>().unwrap(), *d);
         }
         assert!(matches!(
             DataType::from_tf_code(14),

@@ -105,12 +105,22 @@ pub fn encode_response(predictions: &[Instance], out: &mut Vec<u8>) -> Result<()
 /// Decodes `{"predictions": [...]}` into one tensor per prediction, named after the single
 /// declared output; `(C, H, W)` answers become `(H, W, C)`.
 pub fn decode_response(body: &[u8], output: &OutputSpec) -> Result<Vec<Instance>> {
-    let specs = std::slice::from_ref(output);
-    let (name, _) = single_spec(specs, FORMAT, "prediction")?;
+    decode_channel_first(body, "predictions", output)
+}
+
+/// Decodes `{"instances": [...]}` (the server side) into one tensor per instance, named
+/// after the single declared input; `(C, H, W)` instances become `(H, W, C)`.
+pub fn decode_request(body: &[u8], input: &OutputSpec) -> Result<Vec<Instance>> {
+    decode_channel_first(body, "instances", input)
+}
+
+fn decode_channel_first(body: &[u8], key: &str, spec: &OutputSpec) -> Result<Vec<Instance>> {
+    let specs = std::slice::from_ref(spec);
+    let (name, _) = single_spec(specs, FORMAT, key)?;
     let rows = decode_rows_body(
         body,
         FORMAT,
-        "predictions",
+        key,
         specs,
         &|_| Ok(true),
         &mut |r: &mut Reader<'_>, slot: Slot<'_>| {
@@ -138,6 +148,9 @@ mod tests {
         let mut body = Vec::new();
         encode_request(&[Instance::new().with("a", a).with("b", b)], &mut body).unwrap();
         assert_eq!(body, b"{\"instances\":[[[[1,2]],[[3,5]],[[4,6]]]]}");
+        let back = decode_request(&body, &OutputSpec::new("x", DataType::Int32)).unwrap();
+        let hwc = Tensor::from_vec(&[1, 2, 3], vec![1i32, 3, 4, 2, 5, 6]).unwrap();
+        assert_eq!(back, vec![Instance::new().with("x", hwc)]);
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub struct Request {
     pub signature_name: Option<String>,
     /// One instance per batch row.
     pub instances: Vec<Instance>,
+    /// The layout the request came in, which its answer should use too.
+    pub layout: Layout,
 }
 
 /// Decodes a request in either layout against the declared inputs (the server side).
@@ -167,10 +169,12 @@ pub fn decode_request(body: &[u8], inputs: &[OutputSpec]) -> Result<Request> {
     let mut first = true;
     let mut signature_name = None;
     let mut instances = None;
+    let mut layout = Layout::Row;
     while let Some(key) = r.next_key(&mut first)? {
         match &*key {
             "signature_name" => signature_name = Some(r.string()?.into_owned()),
             "instances" => {
+                layout = Layout::Row;
                 instances = Some(super::read_rows(
                     &mut r,
                     FORMAT,
@@ -180,7 +184,10 @@ pub fn decode_request(body: &[u8], inputs: &[OutputSpec]) -> Result<Request> {
                     &mut read_value,
                 )?)
             }
-            "inputs" => instances = Some(read_columns(&mut r, inputs, "inputs")?),
+            "inputs" => {
+                layout = Layout::Columnar;
+                instances = Some(read_columns(&mut r, inputs, "inputs")?)
+            }
             _ => r.skip_value()?,
         }
     }
@@ -194,6 +201,7 @@ pub fn decode_request(body: &[u8], inputs: &[OutputSpec]) -> Result<Request> {
     Ok(Request {
         signature_name,
         instances,
+        layout,
     })
 }
 
