@@ -5,6 +5,7 @@ use ee_tensor_proto::DataType;
 pub(crate) const DT_INT32: i32 = 3;
 pub(crate) const DT_STRING: i32 = 7;
 pub(crate) const DT_BOOL: i32 = 10;
+pub(crate) const DT_RESOURCE: i32 = 20;
 pub(crate) const DT_VARIANT: i32 = 21;
 
 /// The dtypes Earth Engine's TensorProtos carry (those of [`ee_tensor_proto::DataType`]).

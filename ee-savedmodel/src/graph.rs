@@ -117,6 +117,10 @@ pub(crate) fn placeholder_dtype(node: &tf::NodeDef) -> Option<i32> {
 /// `T`), else the single output type (`output_type`, `out_type`, `DstT`, `dtype`), else `T`
 /// (elementwise and pass-through ops). `None` when none applies.
 pub(crate) fn output_dtype(node: &tf::NodeDef, index: usize) -> Option<i32> {
+    // Resource handles: their `dtype` attr is the value type, not the output's.
+    if matches!(node.op.as_str(), "VarHandleOp" | "_VarHandlesOp") {
+        return Some(crate::dtype::DT_RESOURCE);
+    }
     for key in ["Tout", "output_types", "T", "Toutputs"] {
         if let Some(list) = attr_type_list(node, key) {
             return list.get(index).copied();
@@ -188,5 +192,7 @@ mod tests {
         let identity_n = node("IdentityN", &[("T", list(&[1, 3]))]);
         assert_eq!(output_dtype(&identity_n, 1), Some(3));
         assert_eq!(output_dtype(&node("NoOp", &[]), 0), None);
+        let var = node("VarHandleOp", &[("dtype", Type(1))]);
+        assert_eq!(output_dtype(&var, 0), Some(20));
     }
 }

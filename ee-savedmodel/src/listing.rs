@@ -182,3 +182,50 @@ impl fmt::Display for Listing {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tf1_listing_names_signature_tensors_and_placeholders() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tf1");
+        let listing = list(&dir).unwrap();
+        assert_eq!(listing.meta_graphs.len(), 1);
+        let mg = &listing.meta_graphs[0];
+        assert_eq!(mg.tags, ["serve"]);
+        let sig = &mg.signatures[0];
+        assert_eq!(sig.key, "serving_default");
+        let label = sig.outputs.iter().find(|e| e.key == "label").unwrap();
+        assert_eq!(
+            label,
+            &TensorEntry {
+                key: "label".into(),
+                tensor: "label:0".into(),
+                dtype: "int64".into(),
+                shape: Some(vec![-1, -1, -1]),
+            }
+        );
+        let placeholders: Vec<&str> = mg.placeholders.iter().map(|e| e.tensor.as_str()).collect();
+        assert!(placeholders.contains(&"x:0") && placeholders.contains(&"w:0"));
+        let text = listing.to_string();
+        assert!(
+            text.contains("signature \"serving_default\" (tensorflow/serving/predict)"),
+            "{text}"
+        );
+        assert!(text.contains("label:0"), "{text}");
+        assert!(text.contains("[-1, -1, -1, 3]"), "{text}");
+    }
+
+    #[test]
+    fn the_keras_init_op_is_not_listed_and_the_saver_input_is_left_out() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras");
+        let listing = list(&dir).unwrap();
+        let mg = &listing.meta_graphs[0];
+        let keys: Vec<&str> = mg.signatures.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["serve", "serving_default"]);
+        let placeholders: Vec<&str> = mg.placeholders.iter().map(|e| e.tensor.as_str()).collect();
+        assert_eq!(placeholders, ["serve_x:0", "serving_default_x:0"]);
+        assert_eq!(shape_text(&None), "<unknown rank>");
+    }
+}

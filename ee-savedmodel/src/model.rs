@@ -148,3 +148,89 @@ impl MetaGraph {
         sigs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn fixture(name: &str) -> (PathBuf, Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+            .join("saved_model.pb");
+        let bytes = std::fs::read(&path).unwrap();
+        (path, bytes)
+    }
+
+    /// Every container prepare re-encodes gives back exactly the bytes TensorFlow wrote, so
+    /// nothing it does not touch (unknown fields, map order, nodes, functions) changes.
+    #[test]
+    fn containers_re_encode_to_the_bytes_tensorflow_wrote() {
+        for name in ["keras", "tf1"] {
+            let (path, bytes) = fixture(name);
+            let model = SavedModel::decode(&path, &bytes).unwrap();
+            assert_eq!(model.frame.encode_to_vec(), bytes, "{name}: SavedModel");
+            for (i, raw) in model.frame.meta_graphs.iter().enumerate() {
+                let mg: frame::MetaGraphDef = decode(&path, "mg", raw).unwrap();
+                assert_eq!(&mg.encode_to_vec(), raw, "{name}: meta graph {i}");
+                let info = mg.meta_info_def.clone().unwrap();
+                let decoded: frame::MetaInfoDef = decode(&path, "info", &info).unwrap();
+                assert_eq!(decoded.encode_to_vec(), info, "{name}: MetaInfoDef");
+                let graph = mg.graph_def.clone().unwrap();
+                let decoded: frame::GraphDef = decode(&path, "graph", &graph).unwrap();
+                assert_eq!(decoded.encode_to_vec(), graph, "{name}: GraphDef");
+                assert!(decoded.node.len() > 5, "{name}: nodes were read");
+            }
+        }
+    }
+
+    #[test]
+    fn meta_graphs_are_chosen_by_tag() {
+        let (path, bytes) = fixture("keras");
+        let model = SavedModel::decode(&path, &bytes).unwrap();
+        assert_eq!(model.tag_sets().unwrap(), [vec!["serve".to_string()]]);
+        let mg = model.meta_graph("serve").unwrap();
+        assert!(mg.frame.object_graph_def.is_some(), "a TF2 SavedModel");
+        assert!(mg.graph.node("serving_default_x").is_some());
+        let keys: Vec<&str> = mg
+            .signatures_default_first()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, ["serving_default", "serve"]);
+        let e = model.meta_graph("train").err().unwrap().to_string();
+        assert!(
+            e.contains("\"train\"") && e.contains("[[\"serve\"]]"),
+            "{e}"
+        );
+        assert!(e.contains("saved_model.pb"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error_naming_the_file() {
+        let e = SavedModel::decode(Path::new("/m/saved_model.pb"), b"\x12\xff\xff")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("/m/saved_model.pb: cannot decode SavedModel"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_directory_without_saved_model_pb_is_named() {
+        let dir = std::env::temp_dir().join(format!("ee-savedmodel-pbtxt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("saved_model.pbtxt"), "meta_graphs {}").unwrap();
+        let e = read_saved_model_pb(&dir).err().unwrap().to_string();
+        assert!(
+            e.contains("no saved_model.pb") && e.contains("pbtxt"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = read_saved_model_pb(&dir).err().unwrap().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}

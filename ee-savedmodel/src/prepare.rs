@@ -132,3 +132,121 @@ pub fn prepare(
     std::fs::write(&pb, out).map_err(|e| Error::io("write", &pb, e))?;
     Ok(prepared)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ee-savedmodel-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn maps() -> (TensorMap, TensorMap) {
+        (
+            TensorMap::parse("--input", "x").unwrap(),
+            TensorMap::parse("--output", "output_0").unwrap(),
+        )
+    }
+
+    #[test]
+    fn variables_and_assets_are_copied_unchanged_and_the_fingerprint_is_not() {
+        let dest = scratch("copy");
+        let (i, o) = maps();
+        let source = fixture("keras");
+        prepare(&source, &dest, &i, &o, &PrepareOptions::default()).unwrap();
+        for f in ["variables.index", "variables.data-00000-of-00001"] {
+            assert_eq!(
+                std::fs::read(dest.join("variables").join(f)).unwrap(),
+                std::fs::read(source.join("variables").join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        assert!(dest.join("saved_model.pb").exists());
+        assert!(
+            !dest.join("fingerprint.pb").exists(),
+            "the source's fingerprint would not match the new graph"
+        );
+        // A second run into the now full destination refuses.
+        let e = prepare(&source, &dest, &i, &o, &PrepareOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("already exists and is not empty"), "{e}");
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_elsewhere_is_found_through_variables_and_put_in_its_standard_place() {
+        let source = scratch("moved-src");
+        let dest = scratch("moved-dest");
+        std::fs::create_dir_all(source.join("ckpt")).unwrap();
+        std::fs::create_dir_all(source.join("assets/sub")).unwrap();
+        std::fs::write(source.join("assets/sub/vocab.txt"), "a\nb\n").unwrap();
+        std::fs::copy(
+            fixture("keras").join("saved_model.pb"),
+            source.join("saved_model.pb"),
+        )
+        .unwrap();
+        for (from, to) in [
+            ("variables.index", "model.index"),
+            ("variables.data-00000-of-00001", "model.data-00000-of-00001"),
+        ] {
+            std::fs::copy(
+                fixture("keras").join("variables").join(from),
+                source.join("ckpt").join(to),
+            )
+            .unwrap();
+        }
+        let (i, o) = maps();
+        let e = prepare(&source, &dest, &i, &o, &PrepareOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("variables/variables.index does not exist (check --variables)"),
+            "{e}"
+        );
+        let options = PrepareOptions {
+            variables: "/ckpt/model".into(),
+            ..Default::default()
+        };
+        prepare(&source, &dest, &i, &o, &options).unwrap();
+        assert!(dest.join("variables/variables.index").exists());
+        assert!(dest
+            .join("variables/variables.data-00000-of-00001")
+            .exists());
+        assert_eq!(
+            std::fs::read_to_string(dest.join("assets/sub/vocab.txt")).unwrap(),
+            "a\nb\n"
+        );
+        std::fs::remove_dir_all(&source).unwrap();
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+
+    #[test]
+    fn a_missing_source_is_named() {
+        let (i, o) = maps();
+        let e = prepare(
+            Path::new("/nonexistent/model"),
+            &scratch("never"),
+            &i,
+            &o,
+            &PrepareOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("/nonexistent/model is not a SavedModel directory"),
+            "{e}"
+        );
+    }
+}

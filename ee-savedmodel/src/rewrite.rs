@@ -96,15 +96,19 @@ fn signature_hint(mg: &MetaGraph, inputs: bool) -> String {
 fn resolve(mg: &MetaGraph, name: &str, inputs: bool) -> Option<Resolved> {
     let (node, _) = split_tensor_name(name);
     let signature_dtype = |tensor: &str| {
-        mg.signatures.iter().find_map(|(_, sig)| {
-            let map = if inputs { &sig.inputs } else { &sig.outputs };
-            map.values().find_map(|info| match &info.encoding {
-                Some(tf::tensor_info::Encoding::Name(n)) if canonical_tensor_name(n) == tensor => {
-                    Some(info.dtype)
-                }
-                _ => None,
+        mg.signatures_default_first()
+            .into_iter()
+            .find_map(|(_, sig)| {
+                let map = if inputs { &sig.inputs } else { &sig.outputs };
+                map.values().find_map(|info| match &info.encoding {
+                    Some(tf::tensor_info::Encoding::Name(n))
+                        if canonical_tensor_name(n) == tensor && info.dtype != 0 =>
+                    {
+                        Some(info.dtype)
+                    }
+                    _ => None,
+                })
             })
-        })
     };
     if name.contains(':') && mg.graph.node(node).is_some() {
         let tensor = canonical_tensor_name(name);
@@ -120,7 +124,7 @@ fn resolve(mg: &MetaGraph, name: &str, inputs: bool) -> Option<Resolved> {
             if let Some(tf::tensor_info::Encoding::Name(n)) = &info.encoding {
                 return Some(Resolved {
                     tensor: canonical_tensor_name(n),
-                    signature_dtype: Some(info.dtype),
+                    signature_dtype: (info.dtype != 0).then_some(info.dtype),
                 });
             }
         }
@@ -207,13 +211,15 @@ pub fn rewrite(
 
     // Resolve and check the inputs.
     let mut prepared_inputs = Vec::new();
+    // Each input's node position in the graph and device.
+    let mut positions = Vec::new();
     for (i, entry) in inputs.entries().iter().enumerate() {
         let resolved = resolve(&mg, &entry.tensor, true).ok_or_else(|| Error::MissingInput {
             name: entry.tensor.clone(),
             hint: signature_hint(&mg, true),
         })?;
         let (node_name, index) = split_tensor_name(&resolved.tensor);
-        let (_, node) = mg
+        let (position, node) = mg
             .graph
             .node(node_name)
             .ok_or_else(|| Error::MissingInput {
@@ -248,6 +254,7 @@ pub fn rewrite(
                 message: format!("names {} a second time", resolved.tensor),
             });
         }
+        positions.push((position, node.device.clone()));
         prepared_inputs.push(PreparedInput {
             name: entry.name.clone(),
             placeholder: format!("earthengine_in_{i}:0"),
@@ -312,14 +319,11 @@ pub fn rewrite(
         functions.extend(lp.functions);
         // The original placeholder becomes an Identity of the decoded batch: every node that
         // read it now reads the decoded instances, and no other node changes.
+        let (position, device) = &positions[i];
         let (node_name, _) = split_tensor_name(&input.feeds);
-        let (position, node) = mg
-            .graph
-            .node(node_name)
-            .expect("resolved inputs are graph nodes");
         replaced.push((
-            position,
-            glue::identity(node_name, &lp.result, input.dtype.tf_code(), &node.device),
+            *position,
+            glue::identity(node_name, &lp.result, input.dtype.tf_code(), device),
         ));
     }
     for (j, output) in prepared_outputs.iter().enumerate() {
@@ -422,4 +426,320 @@ pub fn rewrite(
             has_saver: mg.saver.is_some(),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> (PathBuf, Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+            .join("saved_model.pb");
+        let bytes = std::fs::read(&path).unwrap();
+        (path, bytes)
+    }
+
+    fn maps(inputs: &str, outputs: &str) -> (TensorMap, TensorMap) {
+        (
+            TensorMap::parse("--input", inputs).unwrap(),
+            TensorMap::parse("--output", outputs).unwrap(),
+        )
+    }
+
+    fn run(name: &str, inputs: &str, outputs: &str) -> Result<(Vec<u8>, Prepared)> {
+        let (path, bytes) = fixture(name);
+        let (i, o) = maps(inputs, outputs);
+        rewrite(&path, &bytes, &i, &o, "serve")
+    }
+
+    fn err(name: &str, inputs: &str, outputs: &str) -> String {
+        run(name, inputs, outputs).err().unwrap().to_string()
+    }
+
+    fn first_meta_graph(bytes: &[u8]) -> MetaGraph {
+        SavedModel::decode(Path::new("out"), bytes)
+            .unwrap()
+            .meta_graph_at(0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_keras_export_gets_one_string_signature_and_keeps_every_other_byte() {
+        let (path, bytes) = fixture("keras");
+        let before = SavedModel::decode(&path, &bytes)
+            .unwrap()
+            .meta_graph("serve")
+            .unwrap();
+        let (out, prepared) = run(
+            "keras",
+            r#"{"serving_default_x:0": "B"}"#,
+            r#"{"StatefulPartitionedCall_1:0": "out"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            prepared.inputs,
+            [PreparedInput {
+                name: "B".into(),
+                placeholder: "earthengine_in_0:0".into(),
+                feeds: "serving_default_x:0".into(),
+                dtype: DataType::Float32,
+                shape: Some(vec![-1, -1, -1, 3]),
+            }]
+        );
+        assert_eq!(prepared.outputs[0].source, "StatefulPartitionedCall_1:0");
+        assert_eq!(prepared.outputs[0].dtype, DataType::Float32);
+        assert!(prepared.has_saver);
+
+        let model = SavedModel::decode(Path::new("out"), &out).unwrap();
+        assert_eq!(model.frame.meta_graphs.len(), 1);
+        let after = model.meta_graph("serve").unwrap();
+        assert!(
+            after.frame.object_graph_def.is_none(),
+            "object graph dropped"
+        );
+        assert_eq!(after.frame.saver_def, before.frame.saver_def);
+        assert_eq!(after.frame.meta_info_def, before.frame.meta_info_def);
+        assert_eq!(after.frame.asset_file_def, before.frame.asset_file_def);
+        assert_eq!(after.frame.collection_def, before.frame.collection_def);
+
+        // One signature, keyed by the band names, strings in and out.
+        assert_eq!(after.signatures.len(), 1);
+        let (key, sig) = &after.signatures[0];
+        assert_eq!(key, "serving_default");
+        assert_eq!(sig.method_name, "tensorflow/serving/predict");
+        assert_eq!(sig.inputs["B"], tensor_info("earthengine_in_0:0"));
+        assert_eq!(sig.outputs["out"], tensor_info("earthengine_out_0:0"));
+
+        // Every node but the replaced placeholder is the same bytes at the same place.
+        let (g0, g1) = (&before.graph.frame, &after.graph.frame);
+        let (replaced, _) = before.graph.node("serving_default_x").unwrap();
+        for (i, raw) in g0.node.iter().enumerate() {
+            if i != replaced {
+                assert_eq!(&g1.node[i], raw, "node {i}");
+            }
+        }
+        let identity = &after.graph.nodes[replaced];
+        assert_eq!(identity.op, "Identity");
+        assert_eq!(identity.name, "serving_default_x");
+        assert_eq!(identity.input, ["earthengine_in_0/decode/stack"]);
+        assert_eq!(g1.versions, g0.versions);
+        let old_library = g0.library.as_ref().unwrap();
+        assert!(g1.library.as_ref().unwrap().starts_with(old_library));
+
+        // The new nodes and functions are there and wired.
+        let placeholder = after.graph.node("earthengine_in_0").unwrap().1;
+        assert_eq!(placeholder.op, "Placeholder");
+        let out_node = after.graph.node("earthengine_out_0").unwrap().1;
+        assert_eq!(out_node.input, ["earthengine_out_0/encode/stack"]);
+        let encode_while = after
+            .graph
+            .node("earthengine_out_0/encode/while")
+            .unwrap()
+            .1;
+        assert_eq!(encode_while.input[2], "StatefulPartitionedCall_1:0");
+        let functions = after.graph.function_names(Path::new("out")).unwrap();
+        for f in [
+            "earthengine_decode_0_cond",
+            "earthengine_decode_0_body",
+            "earthengine_encode_0_cond",
+            "earthengine_encode_0_body",
+        ] {
+            assert!(functions.contains(f), "{f}");
+        }
+        assert_eq!(
+            functions.len(),
+            before.graph.function_names(&path).unwrap().len() + 4
+        );
+    }
+
+    #[test]
+    fn signature_keys_resolve_like_the_tensor_names_they_stand_for() {
+        let by_tensor = run(
+            "keras",
+            r#"{"serving_default_x:0": "B"}"#,
+            r#"{"StatefulPartitionedCall_1:0": "out"}"#,
+        )
+        .unwrap();
+        let by_key = run("keras", r#"{"x": "B"}"#, r#"{"output_0": "out"}"#).unwrap();
+        assert_eq!(by_tensor, by_key);
+        // A node name stands for its output 0.
+        let by_node = run(
+            "keras",
+            r#"{"serving_default_x": "B"}"#,
+            r#"{"StatefulPartitionedCall_1": "out"}"#,
+        )
+        .unwrap();
+        assert_eq!(by_tensor, by_node);
+    }
+
+    #[test]
+    fn a_tf1_graph_with_two_inputs_and_outputs_of_several_dtypes() {
+        let (out, prepared) = run("tf1", "x:0,w:0", "score:0,label:0").unwrap();
+        let names: Vec<(&str, DataType)> = prepared
+            .inputs
+            .iter()
+            .map(|p| (p.name.as_str(), p.dtype))
+            .collect();
+        assert_eq!(names, [("x", DataType::Float32), ("w", DataType::Int32)]);
+        let names: Vec<(&str, DataType)> = prepared
+            .outputs
+            .iter()
+            .map(|p| (p.name.as_str(), p.dtype))
+            .collect();
+        assert_eq!(
+            names,
+            [("score", DataType::Float32), ("label", DataType::Int64)]
+        );
+        let mg = first_meta_graph(&out);
+        let sig = &mg.signatures[0].1;
+        assert_eq!(sig.inputs["w"], tensor_info("earthengine_in_1:0"));
+        assert_eq!(sig.outputs["label"], tensor_info("earthengine_out_1:0"));
+        // No init op to move, so no collection appears.
+        let (path, bytes) = fixture("tf1");
+        let before = SavedModel::decode(&path, &bytes)
+            .unwrap()
+            .meta_graph("serve")
+            .unwrap();
+        assert_eq!(mg.frame.collection_def, before.frame.collection_def);
+        // The raw graph dtypes serve when no signature names the tensor: `label` is read from
+        // ArgMax's output_type through the Identity's T.
+        let (_, node) = before.graph.node("label").unwrap();
+        assert_eq!(output_dtype(node, 0), Some(9));
+    }
+
+    #[test]
+    fn the_rewrite_is_deterministic() {
+        let a = run("tf1", "x,w", "score,label").unwrap().0;
+        let b = run("tf1", "x,w", "score,label").unwrap().0;
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_init_op_moves_from_its_pseudo_signature_to_the_main_op_collection() {
+        // The Keras fixture has both; drop the collection and the rewrite must add it back.
+        let (path, bytes) = fixture("keras");
+        let mut model = SavedModel::decode(&path, &bytes).unwrap();
+        let mut mg: frame::MetaGraphDef = decode(&path, "mg", &model.frame.meta_graphs[0]).unwrap();
+        mg.collection_def.clear();
+        model.frame.meta_graphs[0] = mg.encode_to_vec();
+        let (i, o) = maps("x", "output_0");
+        let (out, _) = rewrite(&path, &model.frame.encode_to_vec(), &i, &o, "serve").unwrap();
+        let after = first_meta_graph(&out);
+        assert_eq!(after.frame.collection_def.len(), 1);
+        let entry: frame::NodeListCollectionEntry =
+            decode(&path, "c", &after.frame.collection_def[0]).unwrap();
+        assert_eq!(entry.key, "saved_model_main_op");
+        assert_eq!(entry.value.unwrap().node_list.unwrap().value, ["NoOp"]);
+        assert!(after
+            .signatures
+            .iter()
+            .all(|(k, _)| k != INIT_OP_SIGNATURE_KEY));
+    }
+
+    #[test]
+    fn wrong_names_are_errors_that_say_what_exists() {
+        let e = err("keras", "nope:0", "output_0");
+        assert!(e.contains("input \"nope:0\" is not in the graph"), "{e}");
+        assert!(
+            e.contains("x (serving_default_x:0, signature serving_default)"),
+            "{e}"
+        );
+        let e = err("keras", "x", "nope");
+        assert!(e.contains("output \"nope\" is not in the graph"), "{e}");
+        assert!(e.contains("output_0 (StatefulPartitionedCall_1:0"), "{e}");
+    }
+
+    #[test]
+    fn inputs_must_be_placeholders() {
+        let e = err("keras", "StatefulPartitionedCall_1:0", "output_0");
+        assert!(
+            e.contains("node \"StatefulPartitionedCall_1\" is a StatefulPartitionedCall, not a Placeholder"),
+            "{e}"
+        );
+        let e = err("keras", "serving_default_x:1", "output_0");
+        assert!(e.contains("Placeholder (output 1)"), "{e}");
+    }
+
+    #[test]
+    fn outputs_of_unknown_or_unsupported_type_are_errors() {
+        let e = err("keras", "x", "NoOp:0");
+        assert!(
+            e.contains("cannot tell the dtype of output \"NoOp:0\" (a NoOp node)"),
+            "{e}"
+        );
+        let e = err("keras", "x", "c/kernel:0");
+        assert!(
+            e.contains("output \"c/kernel:0\" has dtype resource, which prepare does not support"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn inputs_of_unsupported_type_are_errors() {
+        // A graph whose only placeholder is complex64.
+        let node = tf::NodeDef {
+            name: "z".into(),
+            op: "Placeholder".into(),
+            attr: [(
+                "dtype".to_string(),
+                tf::AttrValue {
+                    value: Some(tf::attr_value::Value::Type(8)),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let graph = frame::GraphDef {
+            node: vec![node.encode_to_vec()],
+            ..Default::default()
+        };
+        let info = frame::MetaInfoDef {
+            tags: vec!["serve".into()],
+            ..Default::default()
+        };
+        let mg = frame::MetaGraphDef {
+            meta_info_def: Some(info.encode_to_vec()),
+            graph_def: Some(graph.encode_to_vec()),
+            ..Default::default()
+        };
+        let sm = frame::SavedModel {
+            saved_model_schema_version: 1,
+            meta_graphs: vec![mg.encode_to_vec()],
+        };
+        let (i, o) = maps("z:0", "z:0");
+        let e = rewrite(Path::new("m.pb"), &sm.encode_to_vec(), &i, &o, "serve")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("input \"z:0\" has dtype complex64"), "{e}");
+        assert!(e.contains("supported: float32, float64"), "{e}");
+    }
+
+    #[test]
+    fn a_prepared_model_cannot_be_prepared_again() {
+        let (out, _) = run("keras", "x", "output_0").unwrap();
+        let (i, o) = maps("earthengine_in_0:0", "earthengine_out_0:0");
+        let e = rewrite(Path::new("p.pb"), &out, &i, &o, "serve")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("already has a node named \"earthengine_in_0\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_tag_is_an_error() {
+        let (path, bytes) = fixture("tf1");
+        let (i, o) = maps("x", "score");
+        let e = rewrite(&path, &bytes, &i, &o, "gpu")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no meta graph has the tag \"gpu\""), "{e}");
+    }
 }
