@@ -235,7 +235,9 @@ pub fn plan_features(band_names: &[String], options: &ExportOptions) -> Result<V
         }
     }
     if options.collapse_bands {
-        let name = band_names.first().cloned().unwrap_or_default();
+        // Earth Engine names it after the image's first band; here that is the first
+        // feature (an array band when the first band belongs to one).
+        let name = features.first().map(|f| f.name.clone()).unwrap_or_default();
         let planes = features.into_iter().flat_map(|f| f.planes).collect();
         return Ok(vec![FeatureLayout { name, planes }]);
     }
@@ -471,6 +473,9 @@ mod tests {
             ..Default::default()
         };
         let f = plan_features(&names(&["B1", "a_0", "a_1", "B2"]), &opts).unwrap();
+        let g = plan_features(&names(&["a_0", "B1", "a_1"]), &opts).unwrap();
+        assert_eq!(g[0].name, "a");
+        assert_eq!(g[0].planes, vec![Some(0), Some(2), None, Some(1)]);
         assert_eq!(
             f,
             vec![FeatureLayout {
