@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Predict an image: tile the inputs, send them to the model, write a GeoTIFF.
     Predict(cmd::predict::PredictArgs),
+    /// Prepare a SavedModel for Earth Engine (base64 TensorProtos in and out), or list it.
+    Prepare(cmd::prepare::PrepareArgs),
     /// Predict feature properties: one instance per feature of a vector file, outputs written
     /// as new fields of a copy in the same format.
     PredictProperties(cmd::predict_properties::PredictPropertiesArgs),
@@ -34,6 +36,7 @@ enum Command {
 async fn dispatch(verbose: u8, command: Command) -> Result<(), String> {
     match command {
         Command::Predict(args) => cmd::predict::run(verbose, args).await,
+        Command::Prepare(args) => cmd::prepare::run(verbose, args).await,
         Command::PredictProperties(args) => cmd::predict_properties::run(verbose, args).await,
     }
 }

@@ -77,9 +77,12 @@ fn signature_hint(mg: &MetaGraph, inputs: bool) -> String {
         }
     }
     if inputs {
+        let saver_input = mg.saver.as_ref().map(|s| s.filename_tensor_name.as_str());
         for p in mg.graph.placeholders() {
             let name = format!("{}:0", p.name);
-            if !parts.iter().any(|s| s.contains(&format!("({name},"))) {
+            if Some(name.as_str()) != saver_input
+                && !parts.iter().any(|s| s.contains(&format!("({name},")))
+            {
                 parts.push(name);
             }
         }
