@@ -269,7 +269,7 @@ async fn loopback_server_batches_under_the_payload_budget() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let budget = 1500;
+    let budget = 700;
     let spec = ModelSpec::from_json(&format!(
         r#"{{"predictor": {{"type": "aiPlatform", "projectId": "p", "modelName": "tab", "version": "v1", "baseUrl": "http://{addr}"}},
             "inputProperties": ["a", "v"], {OUTPUTS}, "maxPayloadBytes": {budget}}}"#
