@@ -371,6 +371,38 @@ async fn invalid_inputs_are_named_or_skipped_and_counted() {
         }
     }
 
+    // An unknown output driver, and an image prediction with a properties-only spec.
+    let err = model
+        .predict_properties(
+            &input,
+            &dir.join("y.geojson"),
+            &PropertiesOptions {
+                skip_invalid: true,
+                format: Some("NoSuchDriver".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no OGR driver named \"NoSuchDriver\""),
+        "{err}"
+    );
+    let err = model
+        .predict_image(
+            &[dir.join("scene.tif")],
+            &dir.join("z.tif"),
+            &ee_model::PredictOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("predicting an image needs outputBands"),
+        "{err}"
+    );
+
     // An unknown input property is refused with the layer's fields listed.
     let model = Model::new(local_spec(r#", "inputProperties": ["a", "nope"]"#)).unwrap();
     let err = model
