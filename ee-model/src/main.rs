@@ -28,22 +28,37 @@ enum Command {
     Predict(cmd::predict::PredictArgs),
     /// Prepare a SavedModel for Earth Engine (base64 TensorProtos in and out), or list it.
     Prepare(cmd::prepare::PrepareArgs),
+    /// Serve an ONNX model over TF Serving, AI Platform / Vertex and KServe v2 (REST and gRPC).
+    Serve(cmd::serve::ServeArgs),
     /// Predict feature properties: one instance per feature of a vector file, outputs written
     /// as new fields of a copy in the same format.
     PredictProperties(cmd::predict_properties::PredictPropertiesArgs),
+    /// Export rasters as Earth Engine's TFRecord patches (tf.train.Examples) with a mixer.
+    ExportTfrecord(cmd::export_tfrecord::ExportTfrecordArgs),
+    /// Import prediction records (the export's order) into a GeoTIFF with the export's mixer.
+    ImportTfrecord(cmd::import_tfrecord::ImportTfrecordArgs),
+    /// Export labelled training samples (pixels or K x K neighbourhoods) as TFRecords.
+    ExportTraining(cmd::export_training::ExportTrainingArgs),
 }
 
 async fn dispatch(verbose: u8, command: Command) -> Result<(), String> {
     match command {
         Command::Predict(args) => cmd::predict::run(verbose, args).await,
         Command::Prepare(args) => cmd::prepare::run(verbose, args).await,
+        Command::Serve(args) => cmd::serve::run(verbose, args).await,
         Command::PredictProperties(args) => cmd::predict_properties::run(verbose, args).await,
+        Command::ExportTfrecord(args) => cmd::export_tfrecord::run(verbose, args).await,
+        Command::ImportTfrecord(args) => cmd::import_tfrecord::run(verbose, args).await,
+        Command::ExportTraining(args) => cmd::export_training::run(verbose, args).await,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A serving node logs every request by default.
+    let serving = matches!(cli.command, Command::Serve(_));
     let level = match cli.verbose {
+        0 if serving => tracing::Level::INFO,
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,

@@ -75,8 +75,12 @@ impl Env {
         let venv = self.root.join("target/py");
         let python = venv.join("bin/python");
         let requirements = self.root.join("xtask/python-requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements)
-            .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
+        let nodeps = self.root.join("xtask/python-requirements-nodeps.txt");
+        let mut wanted = String::new();
+        for file in [&requirements, &nodeps] {
+            wanted += &std::fs::read_to_string(file)
+                .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        }
         let stamp = venv.join(".requirements-installed");
         if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
             return Ok(python);
@@ -107,6 +111,20 @@ impl Env {
                 ])
                 .arg(&requirements),
             "pip install",
+        )?;
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "-r",
+                ])
+                .arg(&nodeps),
+            "pip install --no-deps",
         )?;
         std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
         Ok(python)

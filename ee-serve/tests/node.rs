@@ -1,0 +1,509 @@
+//! A node on 127.0.0.1 port 0 with the identity model (`output` = `input`), driven over
+//! every route by real HTTP (reqwest) and gRPC (tonic) clients: answers, metadata, bad
+//! input named in a 400 (and the node keeps serving), 413 for oversized bodies, 429 with
+//! Retry-After once the admission limit is reached, batching of concurrent requests, and a
+//! graceful shutdown that finishes the request in flight.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ee_runtime::{Layout, LocalModel};
+use ee_serve::{Node, ServeConfig};
+use ee_tensor_proto::payload::{kserve_v2, nd_arrays, raw_json, serialized_tf_tensors, tf_serving};
+use ee_tensor_proto::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use ee_tensor_proto::proto::inference::{
+    model_infer_request, ModelInferRequest, ServerLiveRequest,
+};
+use ee_tensor_proto::proto::tensorflow::serving::prediction_service_client::PredictionServiceClient;
+use ee_tensor_proto::proto::tensorflow::serving::{ModelSpec, PredictRequest};
+use ee_tensor_proto::{tensor_proto, DataType, Instance, OutputSpec, Tensor};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn model(name: &str) -> LocalModel {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../ee-model/tests/models")
+        .join(name);
+    LocalModel::load(path, Layout::Nhwc).unwrap()
+}
+
+fn config(max_queue: usize) -> ServeConfig {
+    ServeConfig {
+        model_name: "ident".into(),
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        grpc: Some("127.0.0.1:0".parse().unwrap()),
+        max_queue,
+        max_body_bytes: 1 << 20,
+        ..ServeConfig::default()
+    }
+}
+
+fn tile(id: usize, h: usize, w: usize, c: usize) -> Tensor {
+    let values: Vec<f32> = (0..h * w * c)
+        .map(|i| id as f32 * 1000.0 + i as f32 * 0.5)
+        .collect();
+    Tensor::from_vec(&[h, w, c], values).unwrap()
+}
+
+fn out_spec() -> Vec<OutputSpec> {
+    vec![OutputSpec::new("output", DataType::Float32)]
+}
+
+async fn post(url: &str, body: Vec<u8>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+fn error_of(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rest_route_answers_with_the_model_output() {
+    let node = Node::start(model("identity.onnx"), config(16))
+        .await
+        .unwrap();
+    let base = format!("http://{}", node.http_addr().unwrap());
+    let rows: Vec<Instance> = (0..3)
+        .map(|i| Instance::new().with("input", tile(i, 4, 5, 2)))
+        .collect();
+    let expected: Vec<Instance> = rows
+        .iter()
+        .map(|r| Instance::new().with("output", r.get("input").unwrap().clone()))
+        .collect();
+
+    // TF Serving, row and columnar, on the plain and versioned paths.
+    for (layout, path) in [
+        (tf_serving::Layout::Row, "/v1/models/ident:predict"),
+        (
+            tf_serving::Layout::Columnar,
+            "/v1/models/ident/versions/1:predict",
+        ),
+    ] {
+        let mut body = Vec::new();
+        tf_serving::encode_request(&rows, layout, None, &mut body).unwrap();
+        let (status, _, answer) = post(&format!("{base}{path}"), body).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            tf_serving::decode_response(&answer, &out_spec()).unwrap(),
+            expected
+        );
+    }
+
+    // AI Platform and Vertex routes with Earth Engine's formats; a single-input model takes
+    // the band under any name.
+    let renamed: Vec<Instance> = rows
+        .iter()
+        .map(|r| Instance::new().with("array", r.get("input").unwrap().clone()))
+        .collect();
+    for path in [
+        "/v1/projects/p/models/ident:predict",
+        "/v1/projects/p/models/ident/versions/v2:predict",
+        "/v1/projects/p/locations/us-central1/endpoints/42:predict",
+    ] {
+        let mut body = Vec::new();
+        serialized_tf_tensors::encode_request(&renamed, &mut body).unwrap();
+        let (status, _, answer) = post(&format!("{base}{path}"), body).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            serialized_tf_tensors::decode_response(&answer, &out_spec()).unwrap(),
+            expected
+        );
+    }
+    let hosted = format!("{base}/v1/projects/p/models/ident:predict");
+    let mut body = Vec::new();
+    raw_json::encode_request(&rows, &mut body).unwrap();
+    let (status, _, answer) = post(&hosted, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(
+        raw_json::decode_response(&answer, &out_spec()).unwrap(),
+        expected
+    );
+    let mut body = Vec::new();
+    nd_arrays::encode_request(&rows, &mut body).unwrap();
+    let (status, _, answer) = post(&hosted, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(
+        nd_arrays::decode_response(&answer, &out_spec()[0]).unwrap(),
+        expected
+    );
+
+    // KServe v2, JSON and binary.
+    let batched = Instance::stack(&rows).unwrap();
+    let batched_out = Instance::stack(&expected).unwrap();
+    for binary in [false, true] {
+        let mut body = Vec::new();
+        let hl = kserve_v2::encode_request(&batched, &["output"], binary, &mut body).unwrap();
+        let mut req = reqwest::Client::new()
+            .post(format!("{base}/v2/models/ident/infer"))
+            .body(body);
+        if let Some(h) = hl {
+            req = req.header(kserve_v2::HEADER_LENGTH_HEADER, h.to_string());
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let hl = r
+            .headers()
+            .get(kserve_v2::HEADER_LENGTH_HEADER)
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        assert_eq!(hl.is_some(), binary);
+        let answer = r.bytes().await.unwrap();
+        assert_eq!(
+            kserve_v2::decode_response(&answer, hl, &out_spec()).unwrap(),
+            batched_out
+        );
+    }
+
+    // Status, metadata, health.
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, v) = get("/v1/models/ident").await;
+    assert_eq!(
+        (s, v["model_version_status"][0]["state"].as_str()),
+        (200, Some("AVAILABLE"))
+    );
+    let (s, v) = get("/v1/models/ident/metadata").await;
+    assert_eq!(s, 200);
+    let input =
+        &v["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["input"];
+    assert_eq!(input["dtype"], "DT_FLOAT");
+    assert_eq!(input["tensor_shape"]["dim"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        get("/v2/health/live").await,
+        (200, serde_json::json!({"live": true}))
+    );
+    assert_eq!(
+        get("/v2/health/ready").await,
+        (200, serde_json::json!({"ready": true}))
+    );
+    assert_eq!(get("/v2/models/ident/ready").await.0, 200);
+    let (s, v) = get("/v2/models/ident").await;
+    assert_eq!(
+        (s, v["inputs"][0]["datatype"].as_str()),
+        (200, Some("FP32"))
+    );
+    let (s, v) = get("/v2/models/other").await;
+    assert_eq!(s, 404);
+    assert!(v["error"].as_str().unwrap().contains("serves \"ident\""));
+
+    let stats = node.shutdown().await.unwrap();
+    assert_eq!(stats.answered, 9, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
+    let node = Node::start(model("conv_r2.onnx"), config(16))
+        .await
+        .unwrap();
+    let base = format!("http://{}", node.http_addr().unwrap());
+    let tf = format!("{base}/v1/models/ident:predict");
+    let hosted = format!("{base}/v1/projects/p/models/ident:predict");
+    let stt = |t: Tensor| {
+        let mut body = Vec::new();
+        serialized_tf_tensors::encode_request(&[Instance::new().with("input", t)], &mut body)
+            .unwrap();
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (&tf, b"{\"instances\": [".to_vec(), "JSON"),
+        (
+            &tf,
+            b"{\"instances\": [{\"nope\": [[[1, 2, 3]]]}]}".to_vec(),
+            "\"input\"",
+        ),
+        (&tf, b"{\"rows\": []}".to_vec(), "neither"),
+        (&hosted, stt(tile(0, 4, 4, 2)), "expected shape [?, ?, 3]"),
+        (
+            &hosted,
+            stt(Tensor::zeros(DataType::Float64, &[4, 4, 3])),
+            "expected float32 values, found float64",
+        ),
+        (
+            &hosted,
+            b"{\"instances\": [{\"input\": \"@@@\"}]}".to_vec(),
+            "base64",
+        ),
+        (&hosted, b"{\"instances\": []}".to_vec(), "empty"),
+    ];
+    for (url, body, needle) in cases {
+        let (status, _, answer) = post(url, body).await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+        let e = error_of(&answer);
+        assert!(e.contains(needle), "{needle:?} not in {e:?}");
+    }
+    // Over the body limit: 413 naming the limit, before the body is read.
+    let (status, _, answer) = post(&tf, vec![b' '; (1 << 20) + 1]).await;
+    assert_eq!(status, 413);
+    assert!(error_of(&answer).contains("limit of 1048576 bytes"));
+    // Still serving, and the answer is the model's.
+    let (status, _, answer) = post(&hosted, stt(tile(1, 6, 6, 3))).await;
+    assert_eq!(status, 200);
+    let rows = serialized_tf_tensors::decode_response(&answer, &out_spec()).unwrap();
+    assert_eq!(rows[0].get("output").unwrap().shape(), &[6, 6, 2]);
+    let stats = node.shutdown().await.unwrap();
+    assert_eq!((stats.answered, stats.bad), (1, 8), "{stats}");
+}
+
+/// Opens a request whose body never finishes: it holds one admission slot until the body is
+/// completed (returns the stream to complete it with).
+async fn stalled_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    s.flush().await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() {
+    let node = Node::start(model("identity.onnx"), config(1))
+        .await
+        .unwrap();
+    let addr = node.http_addr().unwrap();
+    let mut body = Vec::new();
+    serialized_tf_tensors::encode_request(
+        &[Instance::new().with("input", tile(0, 2, 2, 1))],
+        &mut body,
+    )
+    .unwrap();
+    let path = "/v1/projects/p/models/ident:predict";
+    let mut held = stalled_request(addr, path, &body).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, headers, answer) = post(&format!("http://{addr}{path}"), body.clone()).await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    assert!(error_of(&answer).contains("busy"));
+    let mut grpc =
+        PredictionServiceClient::connect(format!("http://{}", node.grpc_addr().unwrap()))
+            .await
+            .unwrap();
+    let t = tensor_proto::to_proto(&Tensor::stack(&[&tile(0, 2, 2, 1)]).unwrap());
+    let req = PredictRequest {
+        model_spec: Some(ModelSpec {
+            name: "ident".into(),
+            ..Default::default()
+        }),
+        inputs: [("input".to_string(), t)].into_iter().collect(),
+        output_filter: vec![],
+    };
+    let status = grpc.predict(req.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(status.metadata().get("retry-after").unwrap(), "1");
+    // Health routes are not admission-limited.
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/v2/health/ready"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The held request completes normally once its body arrives, and frees its slot.
+    held.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut reply = Vec::new();
+    held.read_to_end(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    let answer = grpc.predict(req).await.unwrap().into_inner();
+    assert!(answer.outputs.contains_key("output"));
+    let stats = node.shutdown().await.unwrap();
+    assert_eq!((stats.answered, stats.refused), (2, 2), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_predict_and_model_infer_answer_in_the_form_they_were_asked() {
+    let node = Node::start(model("identity.onnx"), config(16))
+        .await
+        .unwrap();
+    let url = format!("http://{}", node.grpc_addr().unwrap());
+    let tiles = [tile(1, 3, 4, 2), tile(2, 3, 4, 2)];
+    let mut tf = PredictionServiceClient::connect(url.clone()).await.unwrap();
+    let spec = Some(ModelSpec {
+        name: "ident".into(),
+        ..Default::default()
+    });
+    // One batched TensorProto per input.
+    let batched = Tensor::stack(&[&tiles[0], &tiles[1]]).unwrap();
+    let answer = tf
+        .predict(PredictRequest {
+            model_spec: spec.clone(),
+            inputs: [("input".into(), tensor_proto::to_proto(&batched))]
+                .into_iter()
+                .collect(),
+            output_filter: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tensor_proto::from_proto(&answer.outputs["output"])
+        .unwrap()
+        .bit_eq(&batched));
+    // One serialized TensorProto per instance.
+    let strings =
+        Tensor::from_strings(&[2], tiles.iter().map(tensor_proto::serialize).collect()).unwrap();
+    let answer = tf
+        .predict(PredictRequest {
+            model_spec: spec.clone(),
+            inputs: [("input".into(), tensor_proto::to_proto(&strings))]
+                .into_iter()
+                .collect(),
+            output_filter: vec!["output".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let out = tensor_proto::from_proto(&answer.outputs["output"]).unwrap();
+    assert!(out.bit_eq(&strings));
+    // Unknown model and output names are named.
+    let e = tf
+        .predict(PredictRequest {
+            model_spec: Some(ModelSpec {
+                name: "nope".into(),
+                ..Default::default()
+            }),
+            inputs: [("input".into(), tensor_proto::to_proto(&batched))]
+                .into_iter()
+                .collect(),
+            output_filter: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = tf
+        .predict(PredictRequest {
+            model_spec: spec.clone(),
+            inputs: [("input".into(), tensor_proto::to_proto(&tiles[0]))]
+                .into_iter()
+                .collect(),
+            output_filter: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+
+    let mut ks = GrpcInferenceServiceClient::connect(url).await.unwrap();
+    assert!(
+        ks.server_live(ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    let mut raw = Vec::new();
+    kserve_v2::write_raw_contents(&batched, &mut raw);
+    let answer = ks
+        .model_infer(ModelInferRequest {
+            model_name: "ident".into(),
+            inputs: vec![model_infer_request::InferInputTensor {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![2, 3, 4, 2],
+                ..Default::default()
+            }],
+            raw_input_contents: vec![raw.clone().into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.outputs[0].name, "output");
+    assert_eq!(answer.outputs[0].shape, vec![2, 3, 4, 2]);
+    assert_eq!(answer.raw_output_contents[0].as_ref(), raw.as_slice());
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_are_batched_into_one_run() {
+    let cfg = ServeConfig {
+        max_concurrency: 1,
+        ..config(64)
+    };
+    let node = Node::start(model("conv_r2.onnx"), cfg).await.unwrap();
+    let url = format!(
+        "http://{}/v1/projects/p/models/ident:predict",
+        node.http_addr().unwrap()
+    );
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut body = Vec::new();
+            let inst = Instance::new().with("input", tile(i, 96, 96, 3));
+            serialized_tf_tensors::encode_request(&[inst], &mut body).unwrap();
+            let (status, _, answer) = post(&url, body).await;
+            assert_eq!(status, 200);
+            serialized_tf_tensors::decode_response(&answer, &out_spec()).unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    // Each request got its own tile's answer: the same as running it alone.
+    let alone = model("conv_r2.onnx");
+    for (i, a) in answers.iter().enumerate() {
+        let expected = alone
+            .run(&[Instance::new().with("input", tile(i, 96, 96, 3))])
+            .unwrap();
+        assert!(a[0].bit_eq(&expected[0]), "request {i}");
+    }
+    let stats = node.shutdown().await.unwrap();
+    assert_eq!(stats.instances, 12);
+    assert!(stats.runs < 12 && stats.largest_batch > 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_request_in_flight() {
+    let node = Node::start(model("identity.onnx"), config(4))
+        .await
+        .unwrap();
+    let addr = node.http_addr().unwrap();
+    let mut body = Vec::new();
+    serialized_tf_tensors::encode_request(
+        &[Instance::new().with("input", tile(3, 2, 2, 1))],
+        &mut body,
+    )
+    .unwrap();
+    let mut held = stalled_request(addr, "/v1/projects/p/models/ident:predict", &body).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(node.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown must wait for the request in flight"
+    );
+    // New connections are refused once shutdown began.
+    assert!(reqwest::get(format!("http://{addr}/v2/health/live"))
+        .await
+        .is_err());
+    held.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut reply = Vec::new();
+    held.read_to_end(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let stats = tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.answered, 1);
+}
