@@ -331,12 +331,35 @@ async fn run_model(
             let labels = Arc::new(labels);
             let limit = Arc::new(tokio::sync::Semaphore::new(spec.max_concurrency.max(1)));
             let mut tasks = tokio::task::JoinSet::new();
+            let mut answers: Vec<Option<Vec<Instance>>> = vec![None; ranges.len()];
+            // Files an answer in its place; a failed request stops the job.
+            let mut file = |done: std::result::Result<
+                (usize, ee_predict_client::Result<Vec<Instance>>),
+                tokio::task::JoinError,
+            >|
+             -> Result<()> {
+                let (n, result) = done.map_err(|_| Error::Worker("request task".into()))?;
+                let got = result?;
+                let want = ranges[n].len();
+                if got.len() != want {
+                    return Err(Error::Spec(format!(
+                        "the model answered {} predictions for {want} features ({} and on)",
+                        got.len(),
+                        labels[ranges[n].start]
+                    )));
+                }
+                answers[n] = Some(got);
+                Ok(())
+            };
             for (n, range) in ranges.iter().cloned().enumerate() {
                 let permit = limit
                     .clone()
                     .acquire_owned()
                     .await
                     .map_err(|_| Error::Worker("request limiter".into()))?;
+                while let Some(done) = tasks.try_join_next() {
+                    file(done)?;
+                }
                 let (client, instances, labels) =
                     (client.clone(), instances.clone(), labels.clone());
                 tasks.spawn(async move {
@@ -347,22 +370,8 @@ async fn run_model(
                     (n, answers)
                 });
             }
-            let mut answers: Vec<Option<Vec<Instance>>> = vec![None; ranges.len()];
             while let Some(done) = tasks.join_next().await {
-                let (n, result) = done.map_err(|_| Error::Worker("request task".into()))?;
-                let got = result?;
-                let want = ranges[n].len();
-                if got.len() != want {
-                    return Err(Error::Spec(format!(
-                        "the model answered {} predictions for {want} features ({})",
-                        got.len(),
-                        labels[ranges[n].clone()]
-                            .first()
-                            .cloned()
-                            .unwrap_or_default()
-                    )));
-                }
-                answers[n] = Some(got);
+                file(done)?;
             }
             let out = answers.into_iter().flatten().flatten().collect();
             Ok((out, ranges.len()))

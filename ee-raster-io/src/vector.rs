@@ -303,6 +303,8 @@ impl VectorSource {
                 format!("opening layer {:?}", self.layer),
             ))?;
         let mut out = Vec::new();
+        // SAFETY: resets GDAL's thread-local error state.
+        unsafe { gdal_sys::CPLErrorReset() };
         for (index, feature) in layer.features().enumerate() {
             let values = fields
                 .iter()
@@ -318,8 +320,25 @@ impl VectorSource {
                 values,
             });
         }
+        // Reading stops at the end or at an error: tell them apart.
+        reading_failed(&self.path, out.len())?;
         Ok(out)
     }
+}
+
+/// An error when GDAL's last error is a failure (reading stopped early after `read`
+/// features).
+fn reading_failed(path: &Path, read: usize) -> Result<()> {
+    // SAFETY: reads GDAL's thread-local error state.
+    let failed = unsafe { gdal_sys::CPLGetLastErrorType() } >= gdal_sys::CPLErr::CE_Failure;
+    if failed {
+        return Err(Error::Gdal {
+            path: path.to_path_buf(),
+            operation: format!("reading the feature after the {read} read"),
+            message: last_message(),
+        });
+    }
+    Ok(())
 }
 
 fn from_ogr(v: OgrValue) -> Value {
@@ -820,6 +839,7 @@ fn write_copy(
             && gdal_sys::GDALDatasetStartTransaction(hds, 0) == OGRErr::OGRERR_NONE;
 
         gdal_sys::OGR_L_ResetReading(src);
+        gdal_sys::CPLErrorReset();
         let mut index = 0usize;
         loop {
             let f = OwnedFeature(gdal_sys::OGR_L_GetNextFeature(src));
@@ -855,6 +875,7 @@ fn write_copy(
             }
             index += 1;
         }
+        reading_failed(&source.path, index)?;
         if index != values.len() {
             return Err(Error::Vector {
                 path: source.path.clone(),
