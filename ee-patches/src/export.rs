@@ -269,6 +269,9 @@ pub fn export_image(
             prefix.display()
         )));
     }
+    if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    }
     let names: Vec<String> = stack.bands().iter().map(|b| b.info.name.clone()).collect();
     let features = plan_features(&names, options)?;
     let size = stack.grid().size;

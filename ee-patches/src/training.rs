@@ -207,6 +207,9 @@ pub fn export_training(
             "split fractions sum to {total}, not 1"
         )));
     }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    }
     let stack = InputStack::open(inputs, &[], None, Resampling::Nearest)?;
     let grid = stack.grid().clone();
     let bands: Vec<String> = stack.bands().iter().map(|b| b.info.name.clone()).collect();
