@@ -3,80 +3,17 @@
 //! and nodata, a classifier's coarser output grid, sampling in another projection, the
 //! zoom-out guard, the command line, and kill-and-resume giving identical files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use ee_model::{LocalModel, Model, ModelSpec, PredictOptions};
 use ee_tensor_proto::{Instance, Tensor};
-use gdal::raster::{Buffer, RasterCreationOptions};
-use gdal::spatial_ref::SpatialRef;
-use gdal::{Dataset, DriverManager, Metadata};
+use gdal::{Dataset, Metadata};
 
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ee-model-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// A 3-band float32 raster with smooth varied values; `hole` is a nodata rectangle in band 2.
-fn make_input(path: &Path, w: usize, h: usize, hole: Option<(usize, usize, usize, usize)>) {
-    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut ds = driver
-        .create_with_band_type_with_options::<f32, _>(
-            path,
-            w,
-            h,
-            3,
-            &RasterCreationOptions::from_iter(["TILED=YES"]),
-        )
-        .unwrap();
-    ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
-        .unwrap();
-    ds.set_spatial_ref(&SpatialRef::from_epsg(32633).unwrap())
-        .unwrap();
-    for b in 1..=3 {
-        let mut band = ds.rasterband(b).unwrap();
-        band.set_description(&format!("B{b}")).unwrap();
-        band.set_no_data_value(Some(-9999.0)).unwrap();
-        let data: Vec<f32> = (0..w * h)
-            .map(|i| {
-                let (x, y) = (i % w, i / w);
-                if b == 2
-                    && hole.is_some_and(|(x0, y0, x1, y1)| {
-                        (x0..x1).contains(&x) && (y0..y1).contains(&y)
-                    })
-                {
-                    -9999.0
-                } else {
-                    ((x as f32 * 0.21 + b as f32).sin() + (y as f32 * 0.13).cos()) * (b as f32)
-                }
-            })
-            .collect();
-        band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
-            .unwrap();
-    }
-}
-
-fn read_band(path: &Path, band: usize) -> (Vec<f32>, usize, usize, Option<f64>) {
-    let ds = Dataset::open(path).unwrap();
-    let (w, h) = ds.raster_size();
-    let b = ds.rasterband(band).unwrap();
-    let nodata = b.no_data_value();
-    (
-        b.read_as::<f32>((0, 0), (w, h), (w, h), None)
-            .unwrap()
-            .into_shape_and_vec()
-            .1,
-        w,
-        h,
-        nodata,
-    )
-}
+use common::{make_input, models, read_band, scratch};
 
 fn conv_spec(tile: usize, overlap: usize) -> ModelSpec {
     let json = format!(
