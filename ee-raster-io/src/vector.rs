@@ -731,6 +731,14 @@ fn write_copy(
                 "geometry column",
             )?);
         }
+        // CSV drops geometries unless asked: keep them as WKT (a CSV source keeps its
+        // geometry column as a plain field already).
+        if driver_name.eq_ignore_ascii_case("CSV")
+            && !source.driver.eq_ignore_ascii_case("CSV")
+            && gdal_sys::OGR_FD_GetGeomFieldCount(src_defn) > 0
+        {
+            options.push(cstring("GEOMETRY=AS_WKT", "option")?);
+        }
         if native {
             for key in ["NATIVE_DATA", "NATIVE_MEDIA_TYPE"] {
                 if let Some(v) = src_layer.metadata_item(key, "NATIVE_DATA") {
@@ -1058,6 +1066,26 @@ mod tests {
         let rows = back.read(&[i0, i1]).unwrap();
         assert_eq!(rows[2].values, vec![Value::Number(5.0), Value::Number(6.0)]);
         assert_eq!(rows[1].values, vec![Value::Null, Value::Null]);
+
+        // CSV writes lists as text: split too, geometry kept as WKT.
+        let csv = dir.join("out.csv");
+        let o = write_with_new_fields(&src, &csv, Some("CSV"), &new, &values).unwrap();
+        assert!(!o.lists);
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("WKT,name,x,n,v,score,pair_0,pair_1"),
+            "{text}"
+        );
+        assert_eq!(
+            lines.next(),
+            Some("\"POINT (1 2)\",a,1.5,\"2\",\"[ 1.0, 2.0, 3.0 ]\",0.5,\"1\",\"2\""),
+            "{text}"
+        );
+
+        // The GeoJSON copy carries no "crs" member the source did not have.
+        assert!(!std::fs::read_to_string(&out).unwrap().contains("crs"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
