@@ -177,7 +177,7 @@ impl LocalModel {
                 Ok(TensorInfo {
                     name: name.clone(),
                     dtype: *dtype,
-                    shape: fact.shape.iter().map(|d| dim_value(&d)).collect(),
+                    shape: fact.shape.iter().map(dim_value).collect(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -206,7 +206,7 @@ impl LocalModel {
                 Ok(TensorInfo {
                     name: name.clone(),
                     dtype,
-                    shape: fact.shape.iter().map(|d| dim_value(&d)).collect(),
+                    shape: fact.shape.iter().map(dim_value).collect(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

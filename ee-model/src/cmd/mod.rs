@@ -4,6 +4,6 @@ pub mod export_tfrecord;
 pub mod export_training;
 pub mod import_tfrecord;
 pub mod predict;
+pub mod predict_properties;
 pub mod prepare;
 pub mod serve;
-pub mod predict_properties;

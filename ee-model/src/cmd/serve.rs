@@ -76,7 +76,9 @@ pub async fn run(_verbose: u8, args: ServeArgs) -> Result<(), String> {
         max_body_bytes: args.max_body_bytes,
         retry_after: Duration::from_secs(args.retry_after),
     };
-    let node = Node::start(model, config).await.map_err(|e| e.to_string())?;
+    let node = Node::start(model, config)
+        .await
+        .map_err(|e| e.to_string())?;
     let sig = node.signature();
     let ports = |ports: &[ee_serve::Port]| {
         ports
@@ -94,7 +96,9 @@ pub async fn run(_verbose: u8, args: ServeArgs) -> Result<(), String> {
         println!("http: http://{a} (TF Serving /v1/models/{name}:predict, AI Platform /v1/projects/*/models/{name}:predict, KServe /v2/models/{name}/infer)");
     }
     if let Some(a) = node.grpc_addr() {
-        println!("grpc: {a} (tensorflow.serving.PredictionService, inference.GRPCInferenceService)");
+        println!(
+            "grpc: {a} (tensorflow.serving.PredictionService, inference.GRPCInferenceService)"
+        );
     }
     let stats = node.run_until_signal().await.map_err(|e| e.to_string())?;
     println!("stopped: {stats}");
