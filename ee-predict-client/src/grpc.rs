@@ -324,8 +324,17 @@ fn with_meta<T>(
 fn status_failure(s: &tonic::Status) -> Failure {
     let message = s.message().to_string();
     let name = format!("{:?}", s.code());
+    // Servers under pressure (ee-model serve among them) say when to come back, in seconds.
+    let retry_after = s
+        .metadata()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     match s.code() {
-        Code::ResourceExhausted | Code::Unavailable => Failure::overload(name, None, message),
+        Code::ResourceExhausted | Code::Unavailable => {
+            Failure::overload(name, retry_after, message)
+        }
         Code::DeadlineExceeded => Failure::overload("timeout", None, message),
         Code::Aborted | Code::Cancelled => Failure::retry(name, message),
         Code::Internal | Code::Unknown | Code::DataLoss => Failure::bounded(name, message),
@@ -505,5 +514,31 @@ impl Transport for GrpcTransport {
             GrpcModel::TfServing { name, .. } | GrpcModel::KServe { name, .. } => name,
         };
         format!("{} (gRPC, model {model})", display_url(&self.address))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_exhausted_carries_the_servers_retry_after() {
+        let mut s = tonic::Status::resource_exhausted("busy");
+        s.metadata_mut().insert("retry-after", "3".parse().unwrap());
+        match status_failure(&s) {
+            Failure::Retry {
+                retry_after,
+                overload,
+                ..
+            } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+                assert!(overload);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            status_failure(&tonic::Status::invalid_argument("bad")),
+            Failure::Fatal { .. }
+        ));
     }
 }
