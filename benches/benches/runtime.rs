@@ -1,0 +1,107 @@
+//! The embedded runtime (`ee_runtime::LocalModel`, tract) on the demo model
+//! (`ee-model/demo/water.onnx`, a batch of four 128 x 128 x 4 tiles) and on a ResNet basic
+//! block (`benches/models/resnet_block.onnx`, 64 channels, made by
+//! `benches/python/make_resnet_block.py`), one thread, median time per run. With `--bench` it
+//! prints one machine-readable line per model,
+//!
+//! ```text
+//! bench-runtime| NAME | SHAPE | median ms per run | mean |output|
+//! ```
+//!
+//! the same lines `benches/python/onnxruntime_bench.py` prints for onnxruntime on the same
+//! models, inputs and thread count; `cargo xtask bench` runs both and reports the ratio.
+//! Without `--bench` (as `cargo test` runs it) it runs each model twice and checks the answers.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ee_runtime::{Layout, LocalModel};
+use ee_tensor_proto::{Instance, Tensor};
+
+/// Name, model path (from the workspace root), NHWC input shape. Keep in step with
+/// `benches/python/onnxruntime_bench.py`.
+const CASES: [(&str, &str, [usize; 4]); 2] = [
+    ("water", "ee-model/demo/water.onnx", [4, 128, 128, 4]),
+    (
+        "resnet_block",
+        "benches/models/resnet_block.onnx",
+        [1, 64, 64, 64],
+    ),
+];
+
+/// The batch as instances: values sin(i * 0.618034) over the flat NHWC index, in float32.
+fn batch(shape: [usize; 4]) -> Vec<Instance> {
+    let per = shape[1] * shape[2] * shape[3];
+    (0..shape[0])
+        .map(|n| {
+            let values: Vec<f32> = (n * per..(n + 1) * per)
+                .map(|i| ((i as f32) * 0.618_034).sin())
+                .collect();
+            Instance::new().with(
+                "input",
+                Tensor::from_vec(&shape[1..], values).expect("shape matches"),
+            )
+        })
+        .collect()
+}
+
+/// Mean absolute value of every output of a run.
+fn mean_abs(rows: &[Instance]) -> f64 {
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for row in rows {
+        for (_, t) in row.iter() {
+            let a = ee_runtime::to_f64(t).expect("numeric output");
+            sum += a.iter().map(|v| v.abs()).sum::<f64>();
+            n += a.len();
+        }
+    }
+    sum / n.max(1) as f64
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let runs: usize = std::env::var("EE_BENCH_RUNTIME_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (name, rel, shape) in CASES {
+        let model = LocalModel::load(root.join(rel), Layout::Nhwc).expect("model loads");
+        let input = batch(shape);
+        // The first run plans for the shape (cached afterwards), as in a prediction job.
+        let mut out = model.run(&input).expect("model runs");
+        if !bench {
+            let again = model.run(&input).expect("model runs again");
+            assert_eq!(out, again, "{name}: two runs give the same answer");
+            assert_eq!(out.len(), shape[0], "{name}: one answer per instance");
+            let t = out[0].iter().next().expect("an output").1;
+            let channels = if name == "water" { 1 } else { 64 };
+            assert_eq!(
+                t.shape(),
+                [shape[1], shape[2], channels],
+                "{name}: output shape"
+            );
+            let m = mean_abs(&out);
+            assert!(m.is_finite() && m > 0.0, "{name}: mean |output| {m}");
+            println!("{name}: ok, mean |output| {m:.6}");
+            continue;
+        }
+        for _ in 0..2 {
+            out = model.run(&input).expect("model runs");
+        }
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                out = model.run(std::hint::black_box(&input)).expect("model runs");
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(|a, b| a.total_cmp(b));
+        let shape_s = shape.map(|d| d.to_string()).join("x");
+        println!(
+            "bench-runtime| {name} | {shape_s} | {:.3} | {:.6}",
+            times[times.len() / 2] * 1e3,
+            mean_abs(&out)
+        );
+    }
+}
