@@ -462,7 +462,7 @@ mod tests {
                     &mut rng,
                 );
             }
-            for (_, (seen, kept)) in &res.strata {
+            for (seen, kept) in res.strata.values() {
                 assert_eq!((*seen, kept.len()), (50, 10));
                 for s in kept {
                     hits[s.col] += 1;

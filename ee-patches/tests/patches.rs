@@ -200,7 +200,7 @@ fn import_errors_name_the_record_and_the_sizes() {
     let out = dir.join("corrupt.tif");
     let err = import_predictions(
         &small_mixer(),
-        &[plain.clone()],
+        std::slice::from_ref(&plain),
         &out,
         &ImportOptions::default(),
     )
@@ -406,7 +406,7 @@ fn training_samples_are_stratified_split_and_deterministic() {
     labels(&lab, 37, 23);
     let run = |seed: u64, out: &str| {
         export_training(
-            &[input.clone()],
+            std::slice::from_ref(&input),
             &LabelSource::Raster(lab.clone()),
             &dir.join(out),
             &TrainingOptions {

@@ -222,7 +222,7 @@ fn tensorflow_reads_our_records_and_we_read_its() {
     let labels = dir.join("labels.tif");
     Raster::new(37, 23, &["class"], |_, y| y == 0).write(&labels);
     let training = export_training(
-        &[in1.clone()],
+        std::slice::from_ref(&in1),
         &LabelSource::Raster(labels.clone()),
         &dir.join("train.tfrecord.gz"),
         &TrainingOptions {
