@@ -1,20 +1,25 @@
-//! End-to-end throughput of `Model::predict_image` with a zero-cost (identity) model: over
-//! loopback HTTP (SERIALIZED_TF_TENSORS and KServe binary, the server decoding and re-encoding
-//! each tile) and in process (identity ONNX), on a 2048 x 2048 x 4 float32 GeoTIFF in 256-pixel
-//! tiles. Prints Mpx/s and the busy time of each stage. Without `--bench` (as `cargo test`
-//! runs it) it checks itself on a 256 x 256 raster.
+//! End-to-end throughput of `Model::predict_image` with a zero-cost (identity) model, on a
+//! 2048 x 2048 x 4 float32 GeoTIFF in 256-pixel tiles: in process (the identity ONNX in the
+//! embedded runtime) and over loopback against the real serving node (`ee_serve::Node`, the
+//! engine of `ee-model serve`, running the same identity ONNX) with HTTP
+//! SERIALIZED_TF_TENSORS (AI Platform route), HTTP TF Serving JSON, HTTP KServe v2 binary,
+//! gRPC `GRPC_TF_TENSORS` and gRPC KServe v2. Every output is checked to equal the input
+//! pixels. Prints Mpx/s and the busy time of each stage, and `bench-report|` rows for
+//! `cargo xtask bench`. Without `--bench` (as `cargo test` runs it) it runs every case on a
+//! 256 x 256 raster.
+//!
+//! The output is written uncompressed so the table shows the transports; a last row writes
+//! DEFLATE (the default of `ee-model predict`), whose compression is the bottleneck on two
+//! cores.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use ee_model::{Model, ModelSpec, PredictOptions};
-use ee_tensor_proto::payload::{kserve_v2, serialized_tf_tensors};
-use ee_tensor_proto::{Instance, PayloadFormat};
+use ee_model::{Layout, LocalModel, Model, ModelSpec, PredictOptions};
+use ee_raster_io::Compression;
+use ee_serve::{Node, ServeConfig};
 use gdal::raster::{Buffer, RasterCreationOptions};
-use gdal::DriverManager;
+use gdal::{Dataset, DriverManager};
 
 fn make_raster(path: &Path, size: usize) {
     if path.exists() {
@@ -38,39 +43,35 @@ fn make_raster(path: &Path, size: usize) {
     }
 }
 
-fn identity(rows: Vec<Instance>) -> Vec<Instance> {
-    rows.into_iter()
-        .map(|mut r| Instance::new().with("output", r.take("input").unwrap()))
-        .collect()
+/// Every band of `a` equals the same band of `b`.
+fn same_pixels(a: &Path, b: &Path) -> bool {
+    let (a, b) = (Dataset::open(a).unwrap(), Dataset::open(b).unwrap());
+    if a.raster_count() != b.raster_count() || a.raster_size() != b.raster_size() {
+        return false;
+    }
+    let size = a.raster_size();
+    (1..=a.raster_count()).all(|i| {
+        let read = |d: &Dataset| {
+            d.rasterband(i)
+                .unwrap()
+                .read_as::<f32>((0, 0), size, size, None)
+                .unwrap()
+                .into_shape_and_vec()
+                .1
+        };
+        read(&a) == read(&b)
+    })
 }
 
-async fn serve(format: PayloadFormat) -> std::net::SocketAddr {
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| async move {
-        let mut out = Vec::new();
-        if format == PayloadFormat::SerializedTfTensors {
-            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
-            serialized_tf_tensors::encode_response(&identity(rows), &mut out).unwrap();
-            out.into_response()
-        } else {
-            let hl = headers
-                .get(kserve_v2::HEADER_LENGTH_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let req = kserve_v2::decode_request(&body, hl).unwrap();
-            let rows = Instance::unstack(&req.inputs).unwrap();
-            let answer = Instance::stack(&identity(rows)).unwrap();
-            let h = kserve_v2::encode_response("m", None, None, &answer, true, &mut out)
-                .unwrap()
-                .unwrap();
-            ([(kserve_v2::HEADER_LENGTH_HEADER, h.to_string())], out).into_response()
-        }
-    });
-    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+const CASES: [&str; 7] = [
+    "in process (local ONNX)",
+    "HTTP SERIALIZED_TF_TENSORS",
+    "HTTP TF_SERVING_JSON",
+    "HTTP KSERVE_V2_BINARY",
+    "gRPC GRPC_TF_TENSORS",
+    "gRPC KSERVE_V2_GRPC",
+    "in process, DEFLATE output",
+];
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -85,37 +86,75 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let node = rt
+        .block_on(Node::start(
+            LocalModel::load(&identity_onnx, Layout::Nhwc).expect("identity model"),
+            ServeConfig {
+                model_name: "ident".into(),
+                http: Some("127.0.0.1:0".parse().unwrap()),
+                grpc: Some("127.0.0.1:0".parse().unwrap()),
+                ..ServeConfig::default()
+            },
+        ))
+        .expect("serving node starts");
+    let (http, grpc) = (node.http_addr().unwrap(), node.grpc_addr().unwrap());
     println!("\n| {size} x {size} x 4 float32, 256-pixel tiles, identity model | Mpx/s | read s | predict s | encode s | decode s | write s |");
     println!("|---|---|---|---|---|---|---|");
-    for case in [
-        "local (in process)",
-        "HTTP SERIALIZED_TF_TENSORS",
-        "HTTP KSERVE_V2_BINARY",
-    ] {
-        let report = rt.block_on(async {
-            let predictor = match case {
-                "local (in process)" => format!(r#"{{"type": "local", "path": "{}"}}"#, identity_onnx.display()),
-                "HTTP SERIALIZED_TF_TENSORS" => {
-                    let addr = serve(PayloadFormat::SerializedTfTensors).await;
-                    format!(r#"{{"type": "aiPlatform", "projectId": "p", "modelName": "m", "baseUrl": "http://{addr}"}}"#)
-                }
-                _ => {
-                    let addr = serve(PayloadFormat::KServeV2Binary).await;
-                    format!(r#"{{"type": "kserveV2", "url": "http://{addr}", "model": "m"}}"#)
-                }
-            };
-            let spec = ModelSpec::from_json(&format!(
-                r#"{{"predictor": {predictor}, "inputBands": {{"input": [1, 2, 3, 4]}}, "inputTileSize": [256, 256],
-                    "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}, "maxPayloadBytes": 6000000}}"#
-            ))
-            .unwrap();
-            let output = dir.join("end_to_end_out.tif");
-            let start = Instant::now();
-            let report = Model::new(spec).unwrap().predict_image(std::slice::from_ref(&input), &output, &PredictOptions::default()).await.unwrap();
-            (report, start.elapsed())
-        });
-        let (r, wall) = report;
+    let mut in_process = f64::NAN;
+    for case in CASES {
+        let predictor = match case {
+            "HTTP SERIALIZED_TF_TENSORS" => format!(
+                r#"{{"type": "aiPlatform", "projectId": "p", "modelName": "ident", "baseUrl": "http://{http}"}}"#
+            ),
+            "HTTP TF_SERVING_JSON" => {
+                format!(r#"{{"type": "tfServing", "url": "http://{http}", "model": "ident"}}"#)
+            }
+            "HTTP KSERVE_V2_BINARY" => {
+                format!(r#"{{"type": "kserveV2", "url": "http://{http}", "model": "ident"}}"#)
+            }
+            "gRPC GRPC_TF_TENSORS" => format!(
+                r#"{{"type": "tfServing", "url": "http://{grpc}", "model": "ident", "grpc": true}}"#
+            ),
+            "gRPC KSERVE_V2_GRPC" => format!(
+                r#"{{"type": "kserveV2", "url": "http://{grpc}", "model": "ident", "grpc": true}}"#
+            ),
+            _ => format!(
+                r#"{{"type": "local", "path": "{}"}}"#,
+                identity_onnx.display()
+            ),
+        };
+        let spec = ModelSpec::from_json(&format!(
+            r#"{{"predictor": {predictor}, "inputBands": {{"input": [1, 2, 3, 4]}}, "inputTileSize": [256, 256],
+                "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}, "maxPayloadBytes": 6000000}}"#
+        ))
+        .unwrap();
+        let output = dir.join("end_to_end_out.tif");
+        let options = PredictOptions {
+            compression: if case.contains("DEFLATE") {
+                Compression::Deflate
+            } else {
+                Compression::None
+            },
+            ..PredictOptions::default()
+        };
+        let start = Instant::now();
+        let r = rt
+            .block_on(async {
+                Model::new(spec)
+                    .unwrap()
+                    .predict_image(std::slice::from_ref(&input), &output, &options)
+                    .await
+            })
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let wall = start.elapsed();
+        assert!(
+            same_pixels(&input, &output),
+            "{case}: the identity model's output must equal the input"
+        );
         let mpx = (size * size) as f64 / 1e6 / wall.as_secs_f64();
+        if case == CASES[0] {
+            in_process = mpx;
+        }
         let (enc, dec) = r
             .metrics
             .as_ref()
@@ -127,5 +166,14 @@ fn main() {
             r.stages.predict.as_secs_f64(),
             r.stages.write.as_secs_f64()
         );
+        if bench {
+            println!(
+                "bench-report| end to end, {size}x{size}x4 f32, identity model, loopback | {case} | {mpx:.1} Mpx/s | in process: {in_process:.1} Mpx/s | {:.2}x |",
+                mpx / in_process
+            );
+        }
+        let _ = std::fs::remove_file(&output);
     }
+    let stats = rt.block_on(node.shutdown()).expect("node stops");
+    println!("serving node: {stats}");
 }
