@@ -14,7 +14,8 @@ use ee_raster_io::{
 };
 use ee_tensor_proto::{DataType, Instance, Tensor};
 use ee_tiling::{
-    crop_answer, min_mask, Assembler, BandDims, MergeMode, RasterSize, Tile, TileAnswer, TileGrid,
+    crop_answer, min_mask, Assembler, BandDims, MergeMode, RasterSize, Shard, Tile, TileAnswer,
+    TileGrid, Window,
 };
 use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
 use tokio::sync::Semaphore;
@@ -67,6 +68,12 @@ pub struct PredictOptions {
     pub progress: Option<ProgressFn>,
     /// Called with the plan before anything is sent.
     pub on_plan: Option<PlanFn>,
+    /// Predict only this pixel window of the (sampling grid of the) inputs; tiles start at its
+    /// top-left corner. `None`: the whole raster.
+    pub region: Option<Window>,
+    /// Predict only this shard's band of tile rows (of the region); with crop merging the
+    /// shards' outputs mosaic into the whole job's pixels.
+    pub shard: Option<Shard>,
 }
 
 impl Default for PredictOptions {
@@ -82,6 +89,8 @@ impl Default for PredictOptions {
             quicklook: None,
             progress: None,
             on_plan: None,
+            region: None,
+            shard: None,
         }
     }
 }
@@ -560,7 +569,13 @@ pub(crate) async fn predict_image(
         Runner::Local { model, .. } => model.inputs().to_vec(),
         Runner::Remote(_) => Vec::new(),
     };
+    if options.shard.is_some() && options.merge == MergeMode::Blend {
+        return Err(Error::Spec(
+            "sharding needs crop merging: blended shards would not fade into each other at their borders".into(),
+        ));
+    }
     let (spec2, paths, resampling) = (spec.clone(), inputs.to_vec(), options.resampling);
+    let (region, shard) = (options.region, options.shard);
     let fill = options.fill_value;
     let (stack, plans, grid) =
         tokio::task::spawn_blocking(move || -> Result<(InputStack, Vec<InputPlan>, TileGrid)> {
@@ -579,12 +594,38 @@ pub(crate) async fn predict_image(
             };
             drop(sources);
             let stack = InputStack::open(&paths, &selection, sampling.as_ref(), resampling)?;
-            let grid = TileGrid::new(
-                stack.grid().size.window(),
-                spec2.input_tile_size,
-                spec2.input_overlap_size,
-                spec2.output_tile_size,
-            )?;
+            let whole = stack.grid().size.window();
+            let region = match region {
+                None => whole,
+                Some(r)
+                    if r.x >= 0
+                        && r.y >= 0
+                        && r.right() <= whole.right()
+                        && r.bottom() <= whole.bottom()
+                        && r.width > 0
+                        && r.height > 0 =>
+                {
+                    r
+                }
+                Some(r) => {
+                    return Err(Error::Spec(format!(
+                        "region {},{},{},{} (x, y, width, height) is not inside the {} x {} input",
+                        r.x, r.y, r.width, r.height, whole.width, whole.height
+                    )))
+                }
+            };
+            let grid_of = |region| {
+                TileGrid::new(
+                    region,
+                    spec2.input_tile_size,
+                    spec2.input_overlap_size,
+                    spec2.output_tile_size,
+                )
+            };
+            let mut grid = grid_of(region)?;
+            if let Some(shard) = shard {
+                grid = grid_of(shard.region(&grid)?)?;
+            }
             Ok((stack, plans, grid))
         })
         .await
@@ -596,8 +637,11 @@ pub(crate) async fn predict_image(
     let mut parts: Vec<Vec<u8>> = vec![
         format!("{spec:?}").into_bytes(),
         format!(
-            "{:?} {:?} {}",
-            options.merge, options.resampling, options.fill_value
+            "{:?} {:?} {} {:?}",
+            options.merge,
+            options.resampling,
+            options.fill_value,
+            grid.region()
         )
         .into_bytes(),
     ];

@@ -30,6 +30,7 @@ mod error;
 mod geo;
 mod grid;
 mod mask;
+mod shard;
 mod window;
 
 pub use answer::{crop_answer, BandDims, Cropped, Sample};
@@ -39,4 +40,5 @@ pub use error::{Error, Result};
 pub use geo::GeoTransform;
 pub use grid::{Margins, Overlap, Tile, TileGrid, TileIndex, TileSize};
 pub use mask::min_mask;
+pub use shard::Shard;
 pub use window::{RasterSize, Window};

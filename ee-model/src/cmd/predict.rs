@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use ee_model::{Model, ModelSpec, PredictOptions, Progress};
 use ee_raster_io::Resampling;
-use ee_tiling::MergeMode;
+use ee_tiling::{MergeMode, Shard, Window};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Merge {
@@ -72,6 +72,27 @@ pub struct PredictArgs {
     /// Value sent for pixels outside the raster or masked.
     #[arg(long, default_value_t = 0.0)]
     fill: f64,
+    /// Predict only this pixel window of the input: X,Y,WIDTH,HEIGHT (tiles start at X,Y).
+    #[arg(long, value_parser = parse_region)]
+    region: Option<Window>,
+    /// Predict only shard I of N (0-based, e.g. 0/4 .. 3/4): a band of whole tile rows.
+    /// With crop merging, `gdalbuildvrt` of the shards' outputs gives the whole job's pixels.
+    #[arg(long)]
+    shard: Option<Shard>,
+}
+
+fn parse_region(s: &str) -> Result<Window, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let bad = || format!("{s:?} is not X,Y,WIDTH,HEIGHT in pixels (e.g. 0,0,4096,4096)");
+    let [x, y, w, h] = parts.as_slice() else {
+        return Err(bad());
+    };
+    Ok(Window::new(
+        x.parse().map_err(|_| bad())?,
+        y.parse().map_err(|_| bad())?,
+        w.parse().map_err(|_| bad())?,
+        h.parse().map_err(|_| bad())?,
+    ))
 }
 
 fn progress_reporter(
@@ -118,6 +139,8 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
         max_requests,
         resampling,
         fill,
+        region,
+        shard,
     } = args;
     let spec = ModelSpec::from_file(&spec).map_err(|e| e.to_string())?;
     let model = Model::new(spec).map_err(|e| e.to_string())?;
@@ -144,6 +167,8 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
             Resample::Cubic => Resampling::Cubic,
         },
         quicklook: quicklook.map(|p| (p, quicklook_bands)),
+        region,
+        shard,
         progress: Some(progress_reporter(bar.clone())),
         on_plan: Some(Arc::new(move |plan| {
             eprintln!("ee-model: {plan}");
