@@ -241,7 +241,7 @@ fn check_tensor_proto(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(config(3000))]
+    #![proptest_config(config(20000))]
     #[test]
     fn tensor_proto_decoding_never_panics_nor_balloons(bytes in fuzzed(tensor_proto_seeds())) {
         check_tensor_proto(&bytes);
@@ -372,7 +372,7 @@ fn check_tfrecord(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(5000))]
     #[test]
     fn tfrecord_reading_never_panics_nor_balloons(
         bytes in fuzzed(vec![tfrecord_file(Compression::None), tfrecord_file(Compression::Gzip)])
@@ -592,7 +592,7 @@ fn payload_strategy() -> impl Strategy<Value = (Vec<u8>, Option<usize>)> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(8000))]
     #[test]
     fn payload_decoding_never_panics_nor_balloons((body, header) in payload_strategy()) {
         check_payload(&body, header);
