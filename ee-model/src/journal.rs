@@ -15,7 +15,7 @@ use ndarray::{Array2, Array3};
 
 use crate::{Error, Result};
 
-const MAGIC: &[u8] = b"ee-model journal v1\n";
+const MAGIC: &[u8] = b"ee-model journal v2\n";
 
 /// The journal file beside an output.
 pub fn journal_path(output: &Path) -> PathBuf {
@@ -52,30 +52,64 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Values are stored as f32 when every one of them survives the round trip (the usual case:
-/// models answer in float32), else as f64; a flag byte says which.
+/// How a record stores its values (the byte after the dimensions).
+const CONSTANT: u8 = 0;
+/// How a record stores its validity (the byte after the value width).
+const MASK_EXPLICIT: u8 = 0;
+const MASK_ALL_VALID: u8 = 1;
+const MASK_ALL_INVALID: u8 = 2;
+
+/// Values are stored as one f64 when they are all the same (nodata, masked or empty areas:
+/// large jobs are mostly such tiles), else as f32 when every one of them survives the round
+/// trip (the usual case: models answer in float32), else as f64; the validity mask as one flag
+/// when uniform, else a byte per pixel.
 fn encode(answer: &TileAnswer) -> Vec<u8> {
     let (rows, cols, planes) = answer.values.dim();
     let m = answer.margins;
+    let first = answer.values.iter().next().copied().unwrap_or(0.0);
+    let constant = answer.values.iter().all(|v| v.to_bits() == first.to_bits());
     let narrow = answer
         .values
         .iter()
         .all(|&v| (v as f32) as f64 == v || v.is_nan());
-    let width = if narrow { 4 } else { 8 };
-    let mut out = Vec::with_capacity(37 + rows * cols * planes * width + answer.valid.len());
+    let width = if constant {
+        CONSTANT
+    } else if narrow {
+        4
+    } else {
+        8
+    };
+    let mask = if answer.valid.iter().all(|&b| b) {
+        MASK_ALL_VALID
+    } else if answer.valid.iter().all(|&b| !b) {
+        MASK_ALL_INVALID
+    } else {
+        MASK_EXPLICIT
+    };
+    let mut out =
+        Vec::with_capacity(38 + rows * cols * planes * width as usize + answer.valid.len());
     out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
     for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
         out.extend_from_slice(&(v as u32).to_le_bytes());
     }
-    out.push(width as u8);
-    for &v in answer.values.iter() {
-        if narrow {
-            out.extend_from_slice(&(v as f32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&v.to_le_bytes());
+    out.push(width);
+    out.push(mask);
+    match width {
+        CONSTANT => out.extend_from_slice(&first.to_le_bytes()),
+        4 => {
+            for &v in answer.values.iter() {
+                out.extend_from_slice(&(v as f32).to_le_bytes());
+            }
+        }
+        _ => {
+            for &v in answer.values.iter() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
     }
-    out.extend(answer.valid.iter().map(|&b| b as u8));
+    if mask == MASK_EXPLICIT {
+        out.extend(answer.valid.iter().map(|&b| b as u8));
+    }
     out
 }
 
@@ -95,25 +129,37 @@ fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
         bottom: u32_at(6)?,
     };
     let n = rows.checked_mul(cols)?.checked_mul(planes)?;
-    let width = *bytes.get(36)? as usize;
-    let body = bytes.get(37..)?;
-    if !(width == 4 || width == 8)
-        || body.len() != n * width + tile.output.height * tile.output.width
-    {
+    let pixels = tile.output.height * tile.output.width;
+    let (width, mask) = (*bytes.get(36)?, *bytes.get(37)?);
+    let body = bytes.get(38..)?;
+    let value_bytes = match width {
+        CONSTANT => 8,
+        4 | 8 => n.checked_mul(width as usize)?,
+        _ => return None,
+    };
+    let mask_bytes = match mask {
+        MASK_EXPLICIT => pixels,
+        MASK_ALL_VALID | MASK_ALL_INVALID => 0,
+        _ => return None,
+    };
+    if body.len() != value_bytes.checked_add(mask_bytes)? {
         return None;
     }
-    let values: Vec<f64> = if width == 4 {
-        body[..n * 4]
+    let values: Vec<f64> = match width {
+        CONSTANT => vec![f64::from_le_bytes(body[..8].try_into().ok()?); n],
+        4 => body[..value_bytes]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
-            .collect()
-    } else {
-        body[..n * 8]
+            .collect(),
+        _ => body[..value_bytes]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect()
+            .collect(),
     };
-    let valid: Vec<bool> = body[n * width..].iter().map(|&b| b != 0).collect();
+    let valid: Vec<bool> = match mask {
+        MASK_EXPLICIT => body[value_bytes..].iter().map(|&b| b != 0).collect(),
+        flag => vec![flag == MASK_ALL_VALID; pixels],
+    };
     Some(TileAnswer {
         tile,
         values: Array3::from_shape_vec((rows, cols, planes), values).ok()?,
@@ -228,19 +274,59 @@ mod tests {
         .unwrap()
     }
 
+    /// Tile 0: one value everywhere, all valid; tile 1: a value f32 cannot carry, all
+    /// invalid; tiles 2 and up: varied float32 values and a mixed mask. Every encoding is
+    /// exercised.
     fn answer(n: usize) -> TileAnswer {
         let tile = grid().tile_number(n).unwrap();
-        // Tile 1 holds a value f32 cannot carry, so both encodings are exercised.
         let mut values = Array3::from_elem((4, 4, 2), n as f64 + 0.5);
+        let mut valid = Array2::from_elem((4, 4), n != 1);
         if n == 1 {
             values[[0, 0, 0]] = 0.1;
+        }
+        if n >= 2 {
+            values =
+                Array3::from_shape_fn((4, 4, 2), |(r, c, p)| (r * 8 + c * 2 + p) as f64 * 0.25);
+            valid = Array2::from_shape_fn((4, 4), |(r, c)| (r + c) % 2 == 0);
         }
         TileAnswer {
             tile,
             values,
             margins: Margins::default(),
-            valid: Array2::from_elem((4, 4), n.is_multiple_of(2)),
+            valid,
         }
+    }
+
+    #[test]
+    fn every_encoding_round_trips_and_uniform_tiles_stay_small() {
+        for n in 0..4 {
+            let a = answer(n);
+            let bytes = encode(&a);
+            let back = decode(&bytes, &grid()).unwrap();
+            assert_eq!(back.values.len(), a.values.len());
+            assert!(back
+                .values
+                .iter()
+                .zip(a.values.iter())
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert_eq!(back.valid, a.valid);
+            assert_eq!(back.tile, a.tile);
+            if n == 0 {
+                assert_eq!(bytes.len(), 38 + 8, "a uniform tile is stored as one value");
+            }
+        }
+        // NaN nodata everywhere is uniform too.
+        let mut nan = answer(0);
+        nan.values.fill(f64::NAN);
+        nan.valid.fill(false);
+        let back = decode(&encode(&nan), &grid()).unwrap();
+        assert!(back.values.iter().all(|v| v.is_nan()) && back.valid.iter().all(|&v| !v));
+        // Damaged records are refused, not misread.
+        let bytes = encode(&answer(2));
+        assert!(decode(&bytes[..bytes.len() - 1], &grid()).is_none());
+        let mut bad_width = bytes.clone();
+        bad_width[36] = 3;
+        assert!(decode(&bad_width, &grid()).is_none());
     }
 
     #[test]
