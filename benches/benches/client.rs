@@ -215,6 +215,11 @@ fn main() {
                 )
             });
             println!("| {format} | {in_flight} | {rps:.0} | {sent:.0} | {received:.0} |");
+            if bench {
+                println!(
+                    "bench-report| client vs instant loopback server, 4x64x64x4 f32 per request | {format}, {in_flight} in flight | {rps:.0} requests/s | | {sent:.0} MB/s sent |"
+                );
+            }
         }
     }
 }

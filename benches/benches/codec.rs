@@ -191,6 +191,18 @@ fn print_ratios() {
             s / b64
         );
     }
+    // Rows for `cargo xtask bench` (target/bench-report.md).
+    for (name, d) in &measured {
+        let s = d.as_secs_f64();
+        println!(
+            "bench-report| codec, 256x256x4 f32 tile | {name} | {:.0} MB/s | memcpy {:.0} MB/s, memcpy+base64 {:.0} MB/s | {:.1}x memcpy, {:.2}x memcpy+base64 |",
+            mb / s,
+            mb / memcpy,
+            mb / b64,
+            s / memcpy,
+            s / b64
+        );
+    }
     let stt = base("encode/SERIALIZED_TF_TENSORS") / b64;
     println!(
         "\nSERIALIZED_TF_TENSORS encode = {stt:.2}x memcpy+base64 (goal <= 3x): {}",
@@ -201,10 +213,13 @@ fn print_ratios() {
 criterion_group!(benches, codec);
 
 fn main() {
-    benches();
-    criterion::Criterion::default()
-        .configure_from_args()
-        .final_summary();
+    // `cargo xtask bench --quick` skips the criterion runs and keeps the closing table.
+    if std::env::var_os("EE_BENCH_QUICK").is_none() {
+        benches();
+        criterion::Criterion::default()
+            .configure_from_args()
+            .final_summary();
+    }
     if std::env::args().any(|a| a == "--bench") {
         print_ratios();
     }

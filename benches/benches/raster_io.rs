@@ -114,5 +114,23 @@ fn main() {
         "\nour write + read = {:.2}x the time of gdal_translate",
         (write_s + read_s) / translate_s
     );
+    // Rows for `cargo xtask bench` (target/bench-report.md).
+    let area = format!("GeoTIFF {size}x{size}x{BANDS} f32 DEFLATE ({mb:.0} MB)");
+    let translate = format!("gdal_translate copy {:.0} MB/s", mb / translate_s);
+    println!(
+        "bench-report| {area} | write (256-row blocks) | {:.0} MB/s | {translate} | {:.2}x its time |",
+        mb / write_s,
+        write_s / translate_s
+    );
+    println!(
+        "bench-report| {area} | windowed read (272x272) | {:.0} MB/s | {translate} | {:.2}x its time |",
+        mb / read_s,
+        read_s / translate_s
+    );
+    println!(
+        "bench-report| {area} | write + read | {:.0} MB/s | {translate} | {:.2}x its time |",
+        mb / (write_s + read_s),
+        (write_s + read_s) / translate_s
+    );
     let _ = std::fs::remove_file(&copy);
 }

@@ -171,6 +171,14 @@ fn main() {
             o.largest_batch,
             peak_rss_mib()
         );
+        if bench {
+            println!(
+                "bench-report| serving node, {clients} clients, 64x64x4 f32 per request | admission limit {max_queue} | {:.0} requests/s | | p99 {:.1} ms, {} 429s |",
+                n as f64 / o.wall.as_secs_f64(),
+                quantile(&o.latencies_ms, 0.99),
+                o.overloads
+            );
+        }
         assert_eq!(o.failures, 0, "no request may fail after retries");
         assert_eq!(n, clients * per_client, "every request answered");
         assert_eq!(o.instances as usize, n, "each request run exactly once");

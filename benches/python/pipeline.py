@@ -13,23 +13,20 @@ in flight, margins cropped off each answer, the cores written with rasterio.
     pipeline.py check INPUT OUTPUT...   every OUTPUT's pixels equal INPUT's (identity model)
 
 `predict` prints `pipeline: import_cpu_s=.. total_cpu_s=.. wall_s=.. tiles=..` at the end
-(import_cpu_s: CPU spent starting Python and importing numpy, rasterio, TensorFlow).
+(import_cpu_s: CPU spent starting Python and importing numpy, rasterio, requests, TensorFlow).
 """
 
 import argparse
+import base64
+import json
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-_T0_CPU = time.process_time()
-
-import base64  # noqa: E402
-import json  # noqa: E402
-import threading  # noqa: E402
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # noqa: E402
-
-import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
-from rasterio.windows import Window  # noqa: E402
+import numpy as np
+import rasterio
+from rasterio.windows import Window
 
 
 def make(path, size):
@@ -65,7 +62,8 @@ def predict(args):
     import requests
     import tensorflow as tf
 
-    import_cpu = time.process_time() - _T0_CPU
+    # CPU of the process so far: the interpreter's start and every import, TensorFlow's included.
+    import_cpu = time.process_time()
     wall0 = time.perf_counter()
     url = f"{args.url}/v1/projects/p/models/{args.model}:predict"
     tile, half = args.tile, args.overlap // 2

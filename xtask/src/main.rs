@@ -6,22 +6,25 @@
 //! - `cargo xtask test`: installs what the suite needs (Debian packages, the Python virtual
 //!   environment for interop checks under `target/py`), then runs every test.
 
+mod bench;
 mod setup;
 
 use std::process::ExitCode;
 
 use setup::{run, Env};
 
-const USAGE: &str = "usage: cargo xtask <demo|test>
+const USAGE: &str = "usage: cargo xtask <demo|test|bench>
 
   demo   install what is needed, then run the main job on the embedded default
-  test   install what is needed, then run the whole test suite (Rust and interop checks)";
+  test   install what is needed, then run the whole test suite (Rust and interop checks)
+  bench  run the benchmarks and write target/bench-report.md (--quick: shorter)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
