@@ -7,17 +7,21 @@
 //!   environment for interop checks under `target/py`), then runs every test.
 
 mod bench;
+mod chaos;
+mod memory;
 mod setup;
 
 use std::process::ExitCode;
 
 use setup::{run, Env};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|bench>
+const USAGE: &str = "usage: cargo xtask <demo|test|bench|chaos|memory>
 
   demo   install what is needed, then run the main job on the embedded default
   test   install what is needed, then run the whole test suite (Rust and interop checks)
-  bench  run the benchmarks and write target/bench-report.md (--quick: shorter)";
+  bench  run the benchmarks and write target/bench-report.md (--quick: shorter)
+  chaos  faults (20% failing requests) and kill-and-resume against ee-model serve: tables
+  memory peak RSS of ee-model predict on 10000^2 and 40000^2 rasters (--quick: smaller)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +29,8 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("chaos") => chaos::chaos(&args[1..]),
+        Some("memory") => memory::memory(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
