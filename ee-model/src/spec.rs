@@ -393,9 +393,12 @@ impl ModelSpec {
             })
             .collect::<Result<Vec<_>>>()?;
         let payload_format = match (&raw.payload_format, &raw.predictor) {
-            (Some(f), _) => f
-                .parse::<PayloadFormat>()
-                .map_err(|e| Error::Spec(e.to_string()))?,
+            (Some(f), _) => f.parse::<PayloadFormat>().map_err(|e| match e {
+                ee_tensor_proto::Error::Payload { message, .. } => {
+                    Error::Spec(format!("payloadFormat: {message}"))
+                }
+                e => Error::Spec(e.to_string()),
+            })?,
             (None, PredictorSpec::TfServing { grpc: true, .. }) => PayloadFormat::GrpcTfTensors,
             (None, PredictorSpec::TfServing { .. }) => PayloadFormat::TfServingJson,
             (None, PredictorSpec::KserveV2 { grpc: true, .. }) => PayloadFormat::KServeV2Grpc,

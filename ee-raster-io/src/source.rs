@@ -53,7 +53,11 @@ impl SamplingGrid {
             ))
         })?;
         let mut dst = SpatialRef::from_definition(crs)
-            .map_err(|e| Error::Grid(format!("proj CRS {crs:?}: {e}")))?;
+            .map_err(|e| {
+                Error::Grid(format!(
+                    "proj CRS {crs:?} is not a CRS GDAL recognises (give EPSG:n, WKT or a PROJ string; {e})"
+                ))
+            })?;
         src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         dst.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         let ct = CoordTransform::new(&src, &dst)
