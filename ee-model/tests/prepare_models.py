@@ -25,8 +25,9 @@
    INPUT.raw (float32, HEIGHT x WIDTH x 3) to WORKDIR/reference.raw, then serves the two
    prepared Keras models on the AI Platform predict route,
    POST /v1/projects/p/models/{ours,ee}/versions/v1:predict (input "B", output "out"), writing
-   its port to WORKDIR/port once listening and "model instances bytes" per request to
-   WORKDIR/requests.log.
+   its port to WORKDIR/port once listening and "model instances bytes same|different" per
+   request to WORKDIR/requests.log, where the last word says whether the other prepared model
+   gives the same strings for the same request.
 
 Any mismatch raises, so the process exits before writing the port, with the reason on stderr.
 """
@@ -264,9 +265,13 @@ def serve(workdir, models):
                 return
             raw = self.rfile.read(int(self.headers["Content-Length"]))
             strings = [inst["B"].encode() for inst in json.loads(raw)["instances"]]
+            batch = tf.constant(strings)
+            out = models[name](B=batch)["out"].numpy()
+            # The other prepared model on the very same request: identical strings expected.
+            other = models["ee" if name == "ours" else "ours"](B=batch)["out"].numpy()
+            same = "same" if out.tolist() == other.tolist() else "different"
             with open(os.path.join(workdir, "requests.log"), "a") as log:
-                log.write(f"{name} {len(strings)} {len(raw)}\n")
-            out = models[name](B=tf.constant(strings))["out"].numpy()
+                log.write(f"{name} {len(strings)} {len(raw)} {same}\n")
             answer = json.dumps({"predictions": [o.decode() for o in out]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
