@@ -127,6 +127,17 @@ impl Mixer {
                 self.total_patches, self.patches_per_row
             ));
         }
+        // GDAL rasters have at most i32::MAX pixels a side.
+        let side =
+            |patches: usize, px: usize| patches.checked_mul(px).filter(|&n| n <= i32::MAX as usize);
+        if side(self.patches_per_row, w).is_none() || side(self.patch_rows(), h).is_none() {
+            return Err(format!(
+                "patchDimensions [{w}, {h}] with patchesPerRow {} and totalPatches {} describe a raster larger than {} pixels a side",
+                self.patches_per_row,
+                self.total_patches,
+                i32::MAX
+            ));
+        }
         let m = self.projection.affine.double_matrix;
         if m.iter().any(|v| !v.is_finite()) || m[0] * m[4] - m[1] * m[3] == 0.0 {
             return Err(format!("the affine {m:?} is not an invertible transform"));

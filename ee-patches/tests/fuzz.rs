@@ -1,0 +1,241 @@
+//! Fuzzing of the mixer reader (`PREFIX-mixer.json`, the sidecar that tells an import where
+//! the patches go): valid mixers mutated by proptest (bit flips, truncation, inserted and
+//! deleted bytes, forged 8-byte words, JSON punctuation) plus random bytes. `Mixer::read` must
+//! return `Ok` or `Err`, never panic; a mixer it accepts must describe a grid whose size and
+//! transform can be computed without overflow; reading `n` bytes allocates at most a fixed
+//! multiple of `n` plus a constant (a counting global allocator checks it).
+
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+
+use ee_patches::Mixer;
+use ee_tiling::GeoTransform;
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+// ---- allocation accounting (per thread, so parallel tests do not mix) ----
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    let _ = ALLOCATED.try_with(|a| a.set(a.get().saturating_add(bytes)));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        count(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
+        count(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f`, returning its value and the bytes it allocated (every allocation and
+/// reallocation counted in full, so this is an upper bound of the peak).
+fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCATED.with(Cell::get);
+    let value = f();
+    (value, ALLOCATED.with(Cell::get) - before)
+}
+
+// ---- mutation of valid encodings ----
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    FlipBit(Index, u8),
+    Truncate(Index),
+    Insert(Index, Vec<u8>),
+    Delete(Index, u8),
+    /// Overwrites 8 bytes with a little-endian huge value (a forged length or count).
+    Forge(Index, u64),
+    SetByte(Index, u8),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        3 => (any::<Index>(), 0u8..8).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
+        1 => any::<Index>().prop_map(Mutation::Truncate),
+        1 => (any::<Index>(), prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(i, v)| Mutation::Insert(i, v)),
+        1 => (any::<Index>(), 1u8..16).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        1 => (any::<Index>(), prop_oneof![Just(1u64 << 60), Just(u64::MAX), Just(1u64 << 32), any::<u64>()])
+            .prop_map(|(i, v)| Mutation::Forge(i, v)),
+        2 => (any::<Index>(), prop_oneof![Just(b'['), Just(b']'), Just(b'"'), Just(b'{'), Just(b','), Just(b'9'), Just(0xFF), any::<u8>()])
+            .prop_map(|(i, b)| Mutation::SetByte(i, b)),
+    ]
+}
+
+fn apply(mut data: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        if data.is_empty() {
+            break;
+        }
+        match m {
+            Mutation::FlipBit(i, b) => {
+                let i = i.index(data.len());
+                data[i] ^= 1 << b;
+            }
+            Mutation::Truncate(i) => data.truncate(i.index(data.len())),
+            Mutation::Insert(i, v) => {
+                let i = i.index(data.len() + 1);
+                data.splice(i..i, v.iter().copied());
+            }
+            Mutation::Delete(i, n) => {
+                let i = i.index(data.len());
+                let end = (i + *n as usize).min(data.len());
+                data.drain(i..end);
+            }
+            Mutation::Forge(i, v) => {
+                let i = i.index(data.len());
+                for (k, b) in v.to_le_bytes().iter().enumerate() {
+                    if let Some(d) = data.get_mut(i + k) {
+                        *d = *b;
+                    }
+                }
+            }
+            Mutation::SetByte(i, b) => {
+                let i = i.index(data.len());
+                data[i] = *b;
+            }
+        }
+    }
+    data
+}
+
+/// A valid seed from `seeds` mutated a few times, or (one case in eight) random bytes.
+fn fuzzed(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    let n = seeds.len();
+    prop_oneof![
+        7 => (0..n, prop::collection::vec(mutation(), 1..6))
+            .prop_map(move |(s, m)| apply(seeds[s].clone(), &m)),
+        1 => prop::collection::vec(any::<u8>(), 0..512),
+    ]
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ee-patches-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    let utm = Mixer::new(
+        "EPSG:32633".into(),
+        GeoTransform {
+            x0: 500_000.0,
+            dx: 10.0,
+            rx: 0.0,
+            y0: 5_000_000.0,
+            ry: 0.0,
+            dy: -10.0,
+        },
+        [256, 256],
+        4,
+        12,
+    );
+    let wkt = Mixer::new(
+        r#"GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]]"#.into(),
+        GeoTransform {
+            x0: -180.0,
+            dx: 0.25,
+            rx: 0.0,
+            y0: 90.0,
+            ry: 0.0,
+            dy: -0.25,
+        },
+        [8, 16],
+        1,
+        1,
+    );
+    let mut out = vec![
+        serde_json::to_vec_pretty(&utm).unwrap(),
+        serde_json::to_vec(&wkt).unwrap(),
+    ];
+    // Earth Engine's own spelling, written by hand.
+    out.push(
+        br#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [0.1, 0.0, 10.0, 0.0, -0.1, 50.0]}}, "patchDimensions": [64, 64], "patchesPerRow": 3, "totalPatches": 6}"#
+            .to_vec(),
+    );
+    out
+}
+
+/// Reads `bytes` as a mixer file; an accepted mixer must give its raster size and transform.
+fn check(bytes: &[u8], file: &std::path::Path) {
+    std::fs::write(file, bytes).unwrap();
+    let (result, used) = allocated_by(|| Mixer::read(file));
+    assert!(
+        used <= 16 * bytes.len() + (256 << 10),
+        "reading a {}-byte mixer allocated {used} bytes",
+        bytes.len()
+    );
+    if let Ok(m) = result {
+        let size = m.raster_size();
+        assert!(size.width > 0 && size.height > 0, "{m:?}");
+        let _ = m.transform();
+        let _ = m.patch_rows();
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1500))]
+    #[test]
+    fn mixer_reading_never_panics_nor_balloons(bytes in fuzzed(seeds())) {
+        let file = scratch(&format!("mixer-{:?}.json", std::thread::current().id()));
+        check(&bytes, &file);
+    }
+}
+
+#[test]
+fn seeds_are_valid_mixers() {
+    for (i, s) in seeds().iter().enumerate() {
+        let file = scratch(&format!("seed-{i}.json"));
+        std::fs::write(&file, s).unwrap();
+        Mixer::read(&file).unwrap();
+    }
+}
+
+#[test]
+fn forged_grid_sizes_are_errors_not_overflows() {
+    let forged = [
+        // Patch side times patches per row overflows usize.
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [1, 0, 0, 0, -1, 0]}}, "patchDimensions": [4294967296, 4294967296], "patchesPerRow": 4294967296, "totalPatches": 4294967296}"#,
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [1, 0, 0, 0, -1, 0]}}, "patchDimensions": [18446744073709551615, 1], "patchesPerRow": 2, "totalPatches": 2}"#,
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [1, 0, 0, 0, -1, 0]}}, "patchDimensions": [1, 18446744073709551615], "patchesPerRow": 1, "totalPatches": 2}"#,
+        // Negative and fractional counts.
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [1, 0, 0, 0, -1, 0]}}, "patchDimensions": [-1, 1], "patchesPerRow": 1, "totalPatches": 1}"#,
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [1, 0, 0, 0, -1, 0]}}, "patchDimensions": [1.5, 1], "patchesPerRow": 1, "totalPatches": 1}"#,
+        // A singular affine.
+        r#"{"projection": {"crs": "EPSG:4326", "affine": {"doubleMatrix": [0, 0, 0, 0, 0, 0]}}, "patchDimensions": [1, 1], "patchesPerRow": 1, "totalPatches": 1}"#,
+    ];
+    for (i, text) in forged.iter().enumerate() {
+        let file = scratch(&format!("forged-{i}.json"));
+        std::fs::write(&file, text).unwrap();
+        let err = Mixer::read(&file).expect_err(text).to_string();
+        assert!(err.contains(&*file.to_string_lossy()), "{err}");
+    }
+}
