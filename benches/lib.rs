@@ -16,3 +16,8 @@ pub fn sample_tile() -> Tensor {
 pub fn sample_instance() -> Instance {
     Instance::new().with("B1", sample_tile())
 }
+
+/// The fault-injecting HTTP proxy of `cargo xtask chaos` (also run in process by
+/// `ee-model/tests/chaos.rs`).
+#[path = "src/chaos.rs"]
+pub mod chaos;
