@@ -82,7 +82,7 @@ fn assert_same(got: &Path, want: &Fingerprint, what: &str) {
 
 async fn start_node() -> Node {
     Node::start(
-        LocalModel::load(&models().join("conv_r2.onnx"), Layout::Nhwc).unwrap(),
+        LocalModel::load(models().join("conv_r2.onnx"), Layout::Nhwc).unwrap(),
         ServeConfig {
             model_name: "conv".into(),
             http: Some("127.0.0.1:0".parse().unwrap()),

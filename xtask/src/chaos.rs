@@ -47,9 +47,11 @@ impl Options {
                 "--seed" => o.seed = value.parse().map_err(|_| bad())?,
                 "--kills" => o.kills = value.parse().map_err(|_| bad())?,
                 "--rate" => o.rate = value.parse().map_err(|_| bad())?,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "unknown option {flag:?} (chaos takes --size N, --seed S, --kills K, --rate R)"
-                )),
+                ))
+                }
             }
         }
         Ok(o)
@@ -505,7 +507,7 @@ pub fn chaos(args: &[String]) -> Result<(), String> {
     );
     println!(
         "{:>4} {:>9} {:>14} {:>16} {:>14} {:>10}",
-        "kill", "at", "left output", "journaled tiles", "redone tiles", "identical"
+        "kill", "at", "OUT after kill", "journaled tiles", "redone tiles", "identical"
     );
     let mut rng = Rng(opts.seed ^ 0x6B69_6C6C);
     let mut all_identical = verdict.is_ok();
@@ -519,9 +521,16 @@ pub fn chaos(args: &[String]) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("starting ee-model predict: {e}"))?;
         std::thread::sleep(at);
+        // A run may finish before its kill point (start-up time varies): say so.
+        let finished_first = matches!(child.try_wait(), Ok(Some(_)));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        let left_complete = killed.exists();
+        let left = match (finished_first, killed.exists()) {
+            (true, _) => "finished first",
+            (false, true) => "COMPLETE (!)",
+            (false, false) => "none",
+        };
+        all_identical &= finished_first || !killed.exists();
         let mut again = predict_cmd(&tools, &clean_spec, &input, &killed);
         again.arg("--resume");
         let resumed = finish(again, "resumed run")?;
@@ -531,7 +540,7 @@ pub fn chaos(args: &[String]) -> Result<(), String> {
             "{:>4} {:>8.2}s {:>14} {:>16} {:>14} {:>10}",
             k,
             at.as_secs_f64(),
-            if left_complete { "yes (!)" } else { "none" },
+            left,
             resumed.resumed,
             resumed.tiles - resumed.resumed.min(resumed.tiles),
             match same {
