@@ -197,7 +197,12 @@ fn unknown_payload_format_is_named() {
         "format",
         &format!(r#"{}, "payloadFormat": "PICKLED_TENSORS""#, good_fields()),
     );
-    fails("format", &s, &good_input(), &["payloadFormat: unknown", "PICKLED_TENSORS"]);
+    fails(
+        "format",
+        &s,
+        &good_input(),
+        &["payloadFormat: unknown", "PICKLED_TENSORS"],
+    );
 }
 
 #[test]
