@@ -239,3 +239,91 @@ fn forged_grid_sizes_are_errors_not_overflows() {
         assert!(err.contains(&*file.to_string_lossy()), "{err}");
     }
 }
+
+// ---- prediction records (tf.train.Examples in TFRecords) read by the import ----
+
+fn import_mixer() -> Mixer {
+    Mixer::new(
+        "EPSG:32633".into(),
+        GeoTransform {
+            x0: 500_000.0,
+            dx: 10.0,
+            rx: 0.0,
+            y0: 5_000_000.0,
+            ry: 0.0,
+            dy: -10.0,
+        },
+        [8, 8],
+        2,
+        4,
+    )
+}
+
+/// The serialized Examples of a valid prediction for `import_mixer`: one float feature `p`
+/// per 8 x 8 patch, and an int64 feature `c` of the same size.
+fn prediction_examples() -> Vec<Vec<u8>> {
+    use ee_tensor_proto::example::{example, float_feature, int64_feature};
+    use prost::Message;
+    (0..4)
+        .map(|k| {
+            let values: Vec<f32> = (0..64).map(|i| (k * 64 + i) as f32 * 0.5).collect();
+            let classes: Vec<i64> = (0..64).map(|i| (k + i) as i64 % 3).collect();
+            example([("p", float_feature(values)), ("c", int64_feature(classes))]).encode_to_vec()
+        })
+        .collect()
+}
+
+fn frame(records: &[Vec<u8>]) -> Vec<u8> {
+    use ee_tensor_proto::tfrecord::{Compression, TfRecordWriter};
+    let mut w = TfRecordWriter::new(Vec::new(), Compression::None);
+    for r in records {
+        w.write_record(r).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// One record's Example mutated and framed with valid CRCs (so the Example decoder and the
+/// import's checks see it), or the framed file itself mutated.
+fn record_cases() -> impl Strategy<Value = Vec<u8>> {
+    let examples = prediction_examples();
+    let file = frame(&examples);
+    prop_oneof![
+        3 => (0..examples.len(), prop::collection::vec(mutation(), 1..6)).prop_map(move |(r, m)| {
+            let mut records = examples.clone();
+            records[r] = apply(records[r].clone(), &m);
+            frame(&records)
+        }),
+        1 => prop::collection::vec(mutation(), 1..6).prop_map(move |m| apply(file.clone(), &m)),
+    ]
+}
+
+fn import(bytes: &[u8], tag: &str) -> ee_patches::Result<ee_patches::ImportReport> {
+    let records = scratch(&format!("pred-{tag}.tfrecord"));
+    std::fs::write(&records, bytes).unwrap();
+    let output = scratch(&format!("pred-{tag}.tif"));
+    let _ = std::fs::remove_file(&output);
+    ee_patches::import_predictions(
+        &import_mixer(),
+        &[records],
+        &output,
+        &ee_patches::ImportOptions::default(),
+    )
+}
+
+#[test]
+fn valid_predictions_import() {
+    let report = import(&frame(&prediction_examples()), "valid").unwrap();
+    assert_eq!(report.records, 4);
+    assert_eq!((report.size.width, report.size.height), (16, 16));
+}
+
+proptest! {
+    #![proptest_config(config(250))]
+    #[test]
+    fn prediction_import_never_panics(bytes in record_cases()) {
+        let tag = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let (_, used) = allocated_by(|| import(&bytes, &tag).map(|r| r.records));
+        // The output raster (16 x 16 x at most a few bands) plus GDAL's own buffers.
+        assert!(used <= 64 * bytes.len() + (16 << 20), "importing {} bytes allocated {used}", bytes.len());
+    }
+}
