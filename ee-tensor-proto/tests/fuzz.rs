@@ -677,3 +677,44 @@ fn forged_sizes_in_payloads_fail_fast_and_small() {
     )
     .is_err());
 }
+
+#[test]
+fn kserve_raw_contents_with_forged_shapes_fail_fast_and_small() {
+    // gRPC `raw_output_contents`: the shape comes from the message, the bytes from elsewhere.
+    let bytes = [1u8, 0, 0, 0, b'a', 0xff, 0xff, 0xff, 0x7f, b'b'];
+    let shapes: [&[usize]; 4] = [&[1 << 60], &[usize::MAX, 2], &[1 << 32, 1 << 32], &[3]];
+    for dtype in [
+        DataType::Float32,
+        DataType::String,
+        DataType::Int64,
+        DataType::Bool,
+    ] {
+        for shape in shapes {
+            let start = Instant::now();
+            let (result, used) = allocated_by(|| {
+                kserve_v2::tensor_from_raw_contents(dtype, shape, &bytes, "fuzz").map(|t| t.len())
+            });
+            assert!(result.is_err(), "{dtype} {shape:?} decoded");
+            assert!(
+                used < 1 << 20 && start.elapsed() < Duration::from_secs(1),
+                "{dtype} {shape:?}: {used} bytes"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(3000))]
+    #[test]
+    fn kserve_raw_contents_never_panic(
+        dtype in prop::sample::select(ee_tensor_proto::ALL_DATA_TYPES.to_vec()),
+        shape in prop::collection::vec(prop_oneof![0usize..5, Just(1usize << 40)], 0..4),
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let (result, used) = allocated_by(|| {
+            kserve_v2::tensor_from_raw_contents(dtype, &shape, &bytes, "fuzz").map(|t| tensor_bytes(&t))
+        });
+        let decoded = result.unwrap_or(0);
+        prop_assert!(used <= allowed(bytes.len(), decoded), "{dtype} {shape:?}: {used} bytes");
+    }
+}
