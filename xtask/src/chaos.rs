@@ -484,6 +484,12 @@ pub fn chaos(args: &[String]) -> Result<(), String> {
             .join(", ")
     );
     println!("client (chaos run): {}", chaos_run.requests_line);
+    let added = chaos_run.elapsed.as_secs_f64() - clean_run.elapsed.as_secs_f64();
+    println!(
+        "added time: {added:.2} s, {:.0} ms per injected fault (a stall waits out the 1 s \
+         request deadline, a 429 its 1 s Retry-After, and in-flight requests halve on each)",
+        added * 1000.0 / faults.max(1) as f64
+    );
     println!(
         "output vs clean run (gdal_translate pixel bytes of every band, every mask band; gdalinfo \
          size/CRS/geotransform/nodata): {}",
