@@ -18,7 +18,7 @@ use ee_tiling::{
     TileGrid, Window,
 };
 use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::journal::{fingerprint, journal_path, Journal};
 use crate::spec::{ModelSpec, OutputBandSpec};
@@ -438,9 +438,11 @@ fn band_names(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<OutputBand> {
         .collect()
 }
 
-/// Messages to the writer thread.
+/// Messages to the writer thread. An answer carries its tile's slot of the pipeline's
+/// in-flight budget, freed once the writer has taken it in: a writer slower than the model
+/// then holds the reader back instead of letting answers pile up in memory.
 enum ToWriter {
-    Answer(Box<TileAnswer>, Vec<usize>),
+    Answer(Box<TileAnswer>, Vec<usize>, Option<OwnedSemaphorePermit>),
     Fail(Error),
 }
 
@@ -536,7 +538,10 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
     }
     for msg in rx {
         match msg {
-            ToWriter::Answer(a, planes) => handle(*a, Some(planes), &mut journal, true)?,
+            ToWriter::Answer(a, planes, slot) => {
+                handle(*a, Some(planes), &mut journal, true)?;
+                drop(slot);
+            }
             ToWriter::Fail(e) => return Err(e),
         }
     }
@@ -856,17 +861,17 @@ pub(crate) async fn predict_image(
                 }
             };
             StageClock::add(&clock.predict, started);
-            let result = answers.and_then(|answers| {
+            let mut permit = permit;
+            answers.and_then(|answers| {
                 for (a, w) in answers.into_iter().zip(&work) {
                     let cropping = Instant::now();
                     let (answer, planes) = to_answer(a, w, &grid, &bands, merge)?;
                     StageClock::add(&clock.crop, cropping);
-                    let _ = to_writer.send(ToWriter::Answer(Box::new(answer), planes));
+                    let slot = permit.split(1);
+                    let _ = to_writer.send(ToWriter::Answer(Box::new(answer), planes, slot));
                 }
                 Ok(())
-            });
-            drop(permit);
-            result
+            })
         });
         while let Some(done) = tasks.try_join_next() {
             if let Err(e) = done

@@ -77,7 +77,7 @@ pub fn memory(args: &[String]) -> Result<(), String> {
         &spec,
         format!(
             r#"{{"predictor": {{"type": "local", "path": "{}", "batchSize": 4}},
-  "inputBands": {{"input": ["1"]}}, "inputTileSize": [512, 512], "inputOverlapSize": [16, 16],
+  "inputBands": {{"input": ["b1"]}}, "inputTileSize": [512, 512], "inputOverlapSize": [16, 16],
   "outputBands": {{"output": {{"type": "float"}}}}}}"#,
             model.display()
         ),
