@@ -236,10 +236,12 @@ async fn killed_at_seeded_points_through_faults_and_resumed_gives_identical_pixe
             .spawn()
             .unwrap();
         std::thread::sleep(full.mul_f64(fraction));
+        // Runs vary (other faults, load): one may finish before its kill point.
+        let finished_first = child.try_wait().unwrap().is_some();
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert!(
-            !output.exists(),
+            finished_first || !output.exists(),
             "a killed run left {} looking complete",
             output.display()
         );
