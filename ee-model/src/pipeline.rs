@@ -770,8 +770,18 @@ pub(crate) async fn predict_image(
         })?;
 
     // Reader thread: tiles in row-major order into a bounded channel.
-    let in_flight_tiles = (per_request * (spec.max_concurrency + 2)).max(8);
-    let (tiles_tx, mut tiles_rx) = tokio::sync::mpsc::channel::<Result<TileWork>>(in_flight_tiles);
+    // Tiles between the reader and the writer are bounded: a local model runs at most one
+    // batch per core at once, a remote one `maxConcurrency` requests; the reader reads two
+    // batches ahead.
+    let concurrency = match runner {
+        Runner::Local { .. } => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(spec.max_concurrency),
+        Runner::Remote(_) => spec.max_concurrency,
+    };
+    let in_flight_tiles = (per_request * (concurrency + 2)).max(8);
+    let (tiles_tx, mut tiles_rx) =
+        tokio::sync::mpsc::channel::<Result<TileWork>>((per_request * 2).max(4));
     let reader = std::thread::Builder::new()
         .name("ee-model-reader".into())
         .spawn(move || {
