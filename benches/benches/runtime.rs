@@ -65,7 +65,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // EE_BENCH_RUNTIME_ONLY=NAME runs one model (to profile it, e.g. under `perf record`).
+    let only = std::env::var("EE_BENCH_RUNTIME_ONLY").ok();
     for (name, rel, shape) in CASES {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let model = LocalModel::load(root.join(rel), Layout::Nhwc).expect("model loads");
         let input = batch(shape);
         // The first run plans for the shape (cached afterwards), as in a prediction job.
