@@ -497,7 +497,9 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
         });
         if state.is_none() {
             let names = band_names(&bands, &planes);
-            let assembler = Assembler::new(grid, merge, names.len())?;
+            // Finished rows go to the writer 64 at a time: a 40000-pixel-wide tile row
+            // would otherwise be one block of hundreds of MB.
+            let assembler = Assembler::new(grid, merge, names.len())?.with_max_block_rows(64);
             let writer = GeoTiffWriter::create(
                 &output,
                 grid.output_size(),

@@ -60,19 +60,26 @@ impl Block {
     }
 }
 
+/// One output row being accumulated. Crop keeps no weights: each pixel takes exactly one
+/// core's value, which `mask_writes` (core writes per pixel) checks, so a row costs 8 bytes
+/// per value plus 2 per pixel instead of 8 more for a weight nobody needs.
 #[derive(Clone)]
 struct Row {
     sum: Vec<f64>,
+    /// Blend only.
     weight: Vec<f64>,
     valid: Vec<bool>,
     mask_writes: Vec<u8>,
 }
 
 impl Row {
-    fn new(width: usize, planes: usize) -> Self {
+    fn new(width: usize, planes: usize, mode: MergeMode) -> Self {
         Row {
             sum: vec![0.0; width * planes],
-            weight: vec![0.0; width],
+            weight: match mode {
+                MergeMode::Crop => Vec::new(),
+                MergeMode::Blend => vec![0.0; width],
+            },
             valid: vec![false; width],
             mask_writes: vec![0; width],
         }
@@ -100,6 +107,7 @@ pub struct Assembler {
     seen: Vec<bool>,
     done_per_row: Vec<usize>,
     complete_rows: usize,
+    max_block_rows: usize,
 }
 
 impl Assembler {
@@ -123,7 +131,16 @@ impl Assembler {
             seen: vec![false; grid.len()],
             done_per_row: vec![0; grid.rows()],
             complete_rows: 0,
+            max_block_rows: usize::MAX,
         })
+    }
+
+    /// Hands finished rows out in blocks of at most `rows` rows (call
+    /// [`Assembler::take_finished`] until it gives `None`), so a wide raster's finished tile
+    /// row is not converted into one large block at once. Default: no limit.
+    pub fn with_max_block_rows(mut self, rows: usize) -> Self {
+        self.max_block_rows = rows.max(1);
+        self
     }
 
     /// The merge mode.
@@ -222,7 +239,7 @@ impl Assembler {
         }
         let (width, planes) = (self.out.width, self.planes);
         while self.first_row + self.rows.len() < bottom {
-            self.rows.push_back(Row::new(width, planes));
+            self.rows.push_back(Row::new(width, planes, self.mode));
         }
         let first = self.first_row;
         let mode = self.mode;
@@ -261,7 +278,9 @@ impl Assembler {
 
     /// Hands on the rows every contributing tile has reached, if any.
     pub fn take_finished(&mut self) -> Result<Option<Block>> {
-        let bound = self.finished_bound();
+        let bound = self
+            .finished_bound()
+            .min(self.first_row.saturating_add(self.max_block_rows));
         if bound <= self.first_row {
             return Ok(None);
         }
@@ -269,7 +288,7 @@ impl Assembler {
         let (width, planes) = (self.out.width, self.planes);
         while self.rows.len() < n {
             // Rows no answer reached yet (they will fail the coverage check below).
-            self.rows.push_back(Row::new(width, planes));
+            self.rows.push_back(Row::new(width, planes, self.mode));
         }
         let rows: Vec<Row> = self.rows.drain(..n).collect();
         let mut values = vec![0.0f64; n * width * planes];
@@ -344,18 +363,23 @@ fn accumulate_row(
             let src = &p.values[src0..src0 + n * planes];
             let xs = x_start as usize;
             let dst = &mut row.sum[xs * planes..(xs + n) * planes];
-            let weights = &mut row.weight[xs..xs + n];
-            for (((d, s), acc), wx) in dst
-                .chunks_exact_mut(planes)
-                .zip(src.chunks_exact(planes))
-                .zip(weights)
-                .zip(&p.wx[lx0..lx0 + n])
-            {
-                let w = wx * wy;
-                for (dv, sv) in d.iter_mut().zip(s) {
-                    *dv += w * sv;
+            if mode == MergeMode::Crop {
+                // The footprint is the core: one write per pixel, counted below.
+                dst.copy_from_slice(src);
+            } else {
+                let weights = &mut row.weight[xs..xs + n];
+                for (((d, s), acc), wx) in dst
+                    .chunks_exact_mut(planes)
+                    .zip(src.chunks_exact(planes))
+                    .zip(weights)
+                    .zip(&p.wx[lx0..lx0 + n])
+                {
+                    let w = wx * wy;
+                    for (dv, sv) in d.iter_mut().zip(s) {
+                        *dv += w * sv;
+                    }
+                    *acc += w;
                 }
-                *acc += w;
             }
         }
         let core = p.answer.tile.output;
@@ -379,15 +403,18 @@ fn finish_row(
     mode: MergeMode,
     y: usize,
 ) -> Result<()> {
-    for (x, ((w, writes), (dst, valid))) in row
-        .weight
+    for (x, (writes, (dst, valid))) in row
+        .mask_writes
         .iter()
-        .zip(&row.mask_writes)
         .zip(out.chunks_exact_mut(planes).zip(ok.iter_mut()))
         .enumerate()
     {
+        let w = match mode {
+            MergeMode::Crop => f64::from(*writes),
+            MergeMode::Blend => row.weight[x],
+        };
         let good = match mode {
-            MergeMode::Crop => *w == 1.0,
+            MergeMode::Crop => w == 1.0,
             MergeMode::Blend => (w - 1.0).abs() < 1e-9,
         };
         if !good || *writes != 1 {
@@ -398,7 +425,7 @@ fn finish_row(
         *valid = row.valid[x];
         if *valid {
             for (d, s) in dst.iter_mut().zip(&row.sum[x * planes..(x + 1) * planes]) {
-                *d = s / w;
+                *d = if mode == MergeMode::Crop { *s } else { s / w };
             }
         }
     }

@@ -60,7 +60,10 @@ fn assemble(
     } else {
         Default::default()
     };
-    let mut asm = Assembler::new(*grid, mode, planes).unwrap();
+    // Blocks of 1 to 7 rows, varying with the raster, must assemble the same picture.
+    let mut asm = Assembler::new(*grid, mode, planes)
+        .unwrap()
+        .with_max_block_rows(1 + out.height % 7);
     let mut result = Array3::<f64>::from_elem((planes, out.height, out.width), f64::NAN);
     let mut max_rows = 0;
     let mut put = |b: Block| {
