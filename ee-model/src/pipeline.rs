@@ -814,7 +814,10 @@ pub(crate) async fn predict_image(
     let mut closed = false;
     while !closed || !batch.is_empty() {
         if !closed && batch.len() < per_request {
-            let next = if batch.is_empty() {
+            // A partial batch goes out at once only when nothing is in flight (the model
+            // would idle otherwise); while requests are running, waiting for the reader to
+            // fill the batch costs nothing and saves requests.
+            let next = if batch.is_empty() || !tasks.is_empty() {
                 tiles_rx.recv().await
             } else {
                 tiles_rx.try_recv().ok()

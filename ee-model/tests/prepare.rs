@@ -10,23 +10,17 @@
 //! raster against ours as against Earth Engine's (and TensorFlow's whole-image result in the
 //! interior). Without Python: the command's errors, on the fixtures of ee-savedmodel.
 
+mod common;
+
+use common::ChildGuard;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use gdal::raster::{Buffer, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("EE_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-            venv.exists().then_some(venv)
-        }
-    }
-}
 
 fn ee_model(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ee-model"))
@@ -44,15 +38,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A float32 GeoTIFF with bands B1..B3 and the same pixels interleaved (HWC) as raw bytes.
@@ -101,12 +86,7 @@ fn read_bands(path: &Path, w: usize, h: usize, bands: usize) -> Vec<Vec<f32>> {
 
 #[test]
 fn prepared_models_match_earth_engines_in_tensorflow_and_through_predict() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
-            "EE_REQUIRE_INTEROP is set but no interop Python was found"
-        );
-        eprintln!("skipping: no interop Python (run `cargo xtask test`)");
+    let Some(python) = common::interop_python() else {
         return;
     };
     let dir = scratch("tf");
@@ -116,7 +96,7 @@ fn prepared_models_match_earth_engines_in_tensorflow_and_through_predict() {
     std::fs::write(dir.join("input.raw"), raw).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prepare_models.py");
     let stderr = std::fs::File::create(dir.join("python.log")).unwrap();
-    let mut server = Server(
+    let mut server = ChildGuard(
         Command::new(&python)
             .arg(&script)
             .arg(&dir)

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,16 +18,6 @@ use ee_model::{Layout, LocalModel, Model, ModelSpec, PredictOptions};
 use ee_predict_client::{AuthConfig, ClientConfig, Endpoint, PredictClient, PredictorConfig};
 use ee_serve::{Node, ServeConfig};
 use ee_tensor_proto::{DataType, Instance, OutputSpec, PayloadFormat, Tensor};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("EE_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-            venv.exists().then_some(venv)
-        }
-    }
-}
 
 const BANDS: &str = r#""inputBands": {"input": ["B1", "B2", "B3"]}, "inputTileSize": [32, 32], "inputOverlapSize": [4, 4],
     "outputBands": {"output": {"type": "float", "dimensions": 1}}, "maxPayloadBytes": 60000"#;
@@ -158,12 +148,7 @@ fn serve(model: &Path, name: &str, extra: &[&str]) -> Served {
 
 #[test]
 fn python_clients_get_correct_answers_from_ee_model_serve() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
-            "EE_REQUIRE_INTEROP is set but no interop Python was found"
-        );
-        eprintln!("skipping: no interop Python (run `cargo xtask test`)");
+    let Some(python) = common::interop_python() else {
         return;
     };
     let served = serve(&models().join("conv_r2.onnx"), "conv", &[]);

@@ -4,8 +4,12 @@
 //! 1e-4, every request under `maxPayloadBytes`, several tiles per request. Needs the interop
 //! Python (`cargo xtask test` provides it; with `EE_REQUIRE_INTEROP` set its absence fails).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod common;
+
+use common::ChildGuard;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ee_model::ModelSpec;
@@ -13,33 +17,9 @@ use gdal::raster::{Buffer, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
 
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("EE_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-            venv.exists().then_some(venv)
-        }
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_prepared_by_earth_engine_and_served_by_tensorflow() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
-            "EE_REQUIRE_INTEROP is set but no interop Python was found"
-        );
-        eprintln!("skipping: no interop Python (run `cargo xtask test`)");
+    let Some(python) = common::interop_python() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("ee-model-tf-served-{}", std::process::id()));
@@ -82,7 +62,7 @@ async fn a_model_prepared_by_earth_engine_and_served_by_tensorflow() {
     let raw: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(dir.join("input.raw"), raw).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tf_served_model.py");
-    let _server = Server(
+    let _server = ChildGuard(
         Command::new(&python)
             .arg(&script)
             .arg(&dir)
