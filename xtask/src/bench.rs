@@ -84,20 +84,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let python = env.ensure_venv()?;
     let started = Instant::now();
     println!("xtask bench: building ee-model (release)");
-    run(
-        env.cargo()
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "ee-model",
-                "--bin",
-                "ee-model",
-            ])
-            .current_dir(&env.root),
-        "cargo build --release -p ee-model",
-    )?;
+    let ee_model = env.build_release("ee-model", "ee-model")?;
 
     let mut got = Collected::default();
     for name in BENCHES {
@@ -135,8 +122,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let runtime_table = runtime_table(&got.tract, &ort, &mut got.rows)?;
 
     println!("xtask bench: ee-model predict vs the Python pipeline, same ee-model serve");
-    let pipeline_table =
-        python_comparison(&env, &python, if quick { 1 } else { 3 }, &mut got.rows)?;
+    let pipeline_table = python_comparison(
+        &env,
+        &python,
+        &ee_model,
+        if quick { 1 } else { 3 },
+        &mut got.rows,
+    )?;
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut md = format!(
@@ -280,6 +272,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn python_comparison(
     env: &Env,
     python: &Path,
+    ee_model: &Path,
     rounds: usize,
     rows: &mut Vec<String>,
 ) -> Result<String, String> {
@@ -297,8 +290,7 @@ fn python_comparison(
             "pipeline.py make",
         )?;
     }
-    let ee_model = env.root.join("target/release/ee-model");
-    let mut child = Command::new(&ee_model)
+    let mut child = Command::new(ee_model)
         .args(["serve", "--model"])
         .arg(env.root.join("ee-model/tests/models/identity.onnx"))
         .args(["--name", "ident", "--http", "0"])
@@ -348,7 +340,7 @@ fn python_comparison(
         let _ = std::fs::remove_file(&out_py);
         ours.push(measured(
             &[
-                &ee_model,
+                ee_model,
                 Path::new("predict"),
                 Path::new("--spec"),
                 &spec,

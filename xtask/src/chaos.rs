@@ -120,40 +120,9 @@ struct Tools {
 
 fn build(env: &Env) -> Result<Tools, String> {
     println!("xtask chaos: building ee-model and chaos_proxy (release)");
-    run(
-        env.cargo()
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "ee-model",
-                "--bin",
-                "ee-model",
-            ])
-            .current_dir(&env.root),
-        "building ee-model",
-    )?;
-    run(
-        env.cargo()
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "ee-benches",
-                "--bin",
-                "chaos_proxy",
-            ])
-            .current_dir(&env.root),
-        "building chaos_proxy",
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env.root.join("target"));
     Ok(Tools {
-        ee_model: target.join("release/ee-model"),
-        proxy: target.join("release/chaos_proxy"),
+        ee_model: env.build_release("ee-model", "ee-model")?,
+        proxy: env.build_release("ee-benches", "chaos_proxy")?,
     })
 }
 

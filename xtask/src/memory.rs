@@ -63,12 +63,7 @@ pub fn memory(args: &[String]) -> Result<(), String> {
     };
     let env = Env::discover()?;
     env.ensure_system_packages(crate::setup::TEST_PACKAGES)?;
-    run(
-        env.cargo()
-            .args(["build", "--release", "--quiet", "-p", "ee-model"])
-            .current_dir(&env.root),
-        "cargo build --release -p ee-model",
-    )?;
+    let binary = env.build_release("ee-model", "ee-model")?;
     let dir = env.root.join("target/bench-data/memory");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let spec = dir.join("identity-spec.json");
@@ -83,7 +78,6 @@ pub fn memory(args: &[String]) -> Result<(), String> {
         ),
     )
     .map_err(|e| format!("writing {}: {e}", spec.display()))?;
-    let binary = env.root.join("target/release/ee-model");
     let mut rows = Vec::new();
     for size in sizes {
         let input = dir.join(format!("sparse-{size}.tif"));

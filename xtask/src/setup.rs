@@ -52,6 +52,21 @@ impl Env {
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
     }
 
+    /// Builds binary `bin` of `package` in release and returns its path (under
+    /// `CARGO_TARGET_DIR` when set).
+    pub fn build_release(&self, package: &str, bin: &str) -> Result<PathBuf, String> {
+        run(
+            self.cargo()
+                .args(["build", "--release", "--quiet", "-p", package, "--bin", bin])
+                .current_dir(&self.root),
+            &format!("cargo build --release -p {package} --bin {bin}"),
+        )?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.join("target"));
+        Ok(target.join("release").join(bin))
+    }
+
     /// Installs the Debian packages not already installed.
     pub fn ensure_system_packages(&self, packages: &[&str]) -> Result<(), String> {
         let missing: Vec<&str> = packages
