@@ -45,20 +45,11 @@ fn bad(m: impl Into<String>) -> Status {
 
 impl Services {
     fn check_model(&self, name: &str, version: &str) -> Result<(), Status> {
-        let model = &self.node.batcher.signature().model_name;
-        if name != model {
-            return Err(Error::NotFound(format!(
-                "model {name:?} not found; this node serves {model:?}"
-            ))
-            .grpc_status());
-        }
-        if !version.is_empty() && version != "1" {
-            return Err(Error::NotFound(format!(
-                "version {version:?} of model {model:?} not found; this node serves version 1"
-            ))
-            .grpc_status());
-        }
-        Ok(())
+        self.node
+            .batcher
+            .signature()
+            .check_model(name, Some(version))
+            .map_err(|e| e.grpc_status())
     }
 
     /// Runs the rows, counting and logging like the REST side.
@@ -280,36 +271,33 @@ fn contents_tensor(
     c: &InferTensorContents,
     what: &str,
 ) -> Result<Tensor, Status> {
+    let fail = |m: String| bad(format!("{what}: {m}"));
     let t = match dtype {
         DataType::Float32 => Tensor::from_vec(shape, c.fp32_contents.clone()),
         DataType::Float64 => Tensor::from_vec(shape, c.fp64_contents.clone()),
-        DataType::Int32 => Tensor::from_vec(shape, c.int_contents.clone()),
+        // The narrow integers travel widened in int_contents / uint_contents.
+        DataType::Int32 | DataType::Int8 | DataType::Int16 => {
+            Tensor::from_vec(shape, c.int_contents.clone())
+        }
+        DataType::Uint32 | DataType::Uint8 | DataType::Uint16 => {
+            Tensor::from_vec(shape, c.uint_contents.clone())
+        }
         DataType::Int64 => Tensor::from_vec(shape, c.int64_contents.clone()),
-        DataType::Uint32 => Tensor::from_vec(shape, c.uint_contents.clone()),
         DataType::Uint64 => Tensor::from_vec(shape, c.uint64_contents.clone()),
         DataType::Bool => Tensor::from_vec(shape, c.bool_contents.clone()),
         DataType::String => Tensor::from_strings(shape, c.bytes_contents.clone()),
-        DataType::Int8 | DataType::Int16 => {
-            return Tensor::from_vec(shape, c.int_contents.clone())
-                .map_err(|e| bad(format!("{what}: {e}")))
-                .and_then(|t| {
-                    ee_runtime::convert(&t, dtype).map_err(|m| bad(format!("{what}: {m}")))
-                })
-        }
-        DataType::Uint8 | DataType::Uint16 => {
-            return Tensor::from_vec(shape, c.uint_contents.clone())
-                .map_err(|e| bad(format!("{what}: {e}")))
-                .and_then(|t| {
-                    ee_runtime::convert(&t, dtype).map_err(|m| bad(format!("{what}: {m}")))
-                })
-        }
         DataType::Float16 => {
-            return Err(bad(format!(
-                "{what}: FP16 has no typed contents field; send it in raw_input_contents"
-            )))
+            return Err(fail(
+                "FP16 has no typed contents field; send it in raw_input_contents".into(),
+            ))
         }
-    };
-    t.map_err(|e| bad(format!("{what}: {e}")))
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    if t.dtype() == dtype {
+        Ok(t)
+    } else {
+        ee_runtime::convert(&t, dtype).map_err(fail)
+    }
 }
 
 #[tonic::async_trait]
@@ -333,8 +321,7 @@ impl GrpcInferenceService for Services {
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        let sig = self.node.batcher.signature();
-        let ready = r.name == sig.model_name && (r.version.is_empty() || r.version == "1");
+        let ready = self.check_model(&r.name, &r.version).is_ok();
         Ok(Response::new(ModelReadyResponse { ready }))
     }
 

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::hosted;
 use crate::node::Shared;
+use crate::signature::Signature;
 
 /// The routes this node answers, parsed from method and path.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,31 +37,14 @@ fn predicts(r: &Route) -> bool {
     matches!(r, Route::TfPredict | Route::Hosted | Route::KsInfer)
 }
 
-fn parse_route(method: &Method, path: &str, model: &str) -> Result<Route> {
+fn parse_route(method: &Method, path: &str, sig: &Signature) -> Result<Route> {
+    let model = &sig.model_name;
     let not_found = || Error::NotFound(format!("no route {method} {path}"));
     let (base, verb) = match path.rsplit_once(':') {
         Some((b, v)) if !v.contains('/') => (b, Some(v)),
         _ => (path, None),
     };
     let segs: Vec<&str> = base.trim_matches('/').split('/').collect();
-    let check_model = |name: &str| {
-        if name == model {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!(
-                "model {name:?} not found; this node serves {model:?}"
-            )))
-        }
-    };
-    let check_version = |v: &str| {
-        if v == "1" {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!(
-                "version {v:?} of model {model:?} not found; this node serves version 1"
-            )))
-        }
-    };
     let post = |route: Route| {
         if *method == Method::POST {
             Ok(route)
@@ -79,10 +63,10 @@ fn parse_route(method: &Method, path: &str, model: &str) -> Result<Route> {
     };
     match segs.as_slice() {
         ["v1", "models", name, rest @ ..] => {
-            check_model(name)?;
+            sig.check_model(name, None)?;
             let rest = match rest {
                 ["versions", v, more @ ..] => {
-                    check_version(v)?;
+                    sig.check_model(name, Some(v))?;
                     more
                 }
                 ["labels", l, ..] => {
@@ -103,7 +87,7 @@ fn parse_route(method: &Method, path: &str, model: &str) -> Result<Route> {
             }
         }
         ["v1", "projects", _, "models", name, rest @ ..] => {
-            check_model(name)?;
+            sig.check_model(name, None)?;
             match (rest, verb) {
                 ([] | ["versions", _], Some("predict")) => post(Route::Hosted),
                 _ => Err(not_found()),
@@ -117,10 +101,10 @@ fn parse_route(method: &Method, path: &str, model: &str) -> Result<Route> {
         ["v2", "health", "live"] => get(Route::KsLive),
         ["v2", "health", "ready"] => get(Route::KsReady),
         ["v2", "models", name, rest @ ..] if verb.is_none() => {
-            check_model(name)?;
+            sig.check_model(name, None)?;
             let rest = match rest {
                 ["versions", v, more @ ..] => {
-                    check_version(v)?;
+                    sig.check_model(name, Some(v))?;
                     more
                 }
                 more => more,
@@ -233,7 +217,7 @@ async fn answer(
     instances: &mut usize,
 ) -> Result<Response> {
     let sig = node.batcher.signature();
-    let route = parse_route(method, path, &sig.model_name)?;
+    let route = parse_route(method, path, sig)?;
     if !predicts(&route) {
         return Ok(match route {
             Route::TfStatus => json_response(json!({"model_version_status": [{
@@ -378,7 +362,13 @@ mod tests {
 
     #[test]
     fn routes_parse_and_wrong_names_are_404() {
-        let p = |m: Method, path: &str| parse_route(&m, path, "m");
+        let sig = Signature {
+            model_name: "m".into(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            batchable: true,
+        };
+        let p = |m: Method, path: &str| parse_route(&m, path, &sig);
         assert_eq!(
             p(Method::POST, "/v1/models/m:predict").unwrap(),
             Route::TfPredict

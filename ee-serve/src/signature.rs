@@ -68,6 +68,22 @@ impl Signature {
         }
     }
 
+    /// Checks that a request names this model (and version 1, when it names a version).
+    pub fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), crate::Error> {
+        let model = &self.model_name;
+        if name != model {
+            return Err(crate::Error::NotFound(format!(
+                "model {name:?} not found; this node serves {model:?}"
+            )));
+        }
+        match version {
+            None | Some("" | "1") => Ok(()),
+            Some(v) => Err(crate::Error::NotFound(format!(
+                "version {v:?} of model {model:?} not found; this node serves version 1"
+            ))),
+        }
+    }
+
     /// The inputs as decoders want them.
     pub fn input_specs(&self) -> Vec<OutputSpec> {
         self.inputs
