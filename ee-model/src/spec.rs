@@ -248,6 +248,20 @@ fn selector(v: &Value, input: &str) -> Result<BandSelector> {
     }
 }
 
+/// One declared output (`outputBands` or `outputProperties` entry `v`, named `what` in
+/// errors) of `dims` dimensions.
+fn output_spec(name: &str, v: &Value, what: &str, dims: u64) -> Result<OutputBandSpec> {
+    let ty = v
+        .get("type")
+        .ok_or_else(|| Error::Spec(format!("{what} has no \"type\"")))?;
+    Ok(OutputBandSpec {
+        name: name.to_string(),
+        dtype: parse_dtype(ty, what)?,
+        dims: BandDims::from_dimensions(dims as u32)
+            .map_err(|e| Error::Spec(format!("{what}: {e}")))?,
+    })
+}
+
 fn parse_dtype(v: &Value, what: &str) -> Result<DataType> {
     let s = v
         .as_str()
@@ -323,9 +337,6 @@ impl ModelSpec {
             .iter()
             .map(|(name, v)| {
                 let what = format!("outputProperties.{name}");
-                let ty = v
-                    .get("type")
-                    .ok_or_else(|| Error::Spec(format!("{what} has no \"type\"")))?;
                 let dims = match v.get("dimensions") {
                     None => 0,
                     Some(d) => d.as_u64().filter(|&d| d <= 1).ok_or_else(|| {
@@ -334,12 +345,7 @@ impl ModelSpec {
                         ))
                     })?,
                 };
-                Ok(OutputBandSpec {
-                    name: name.clone(),
-                    dtype: parse_dtype(ty, &what)?,
-                    dims: BandDims::from_dimensions(dims as u32)
-                        .map_err(|e| Error::Spec(format!("{what}: {e}")))?,
-                })
+                output_spec(name, v, &what, dims)
             })
             .collect::<Result<Vec<_>>>()?;
         let output_bands = raw
@@ -348,16 +354,8 @@ impl ModelSpec {
             .iter()
             .map(|(name, v)| {
                 let what = format!("outputBands.{name}");
-                let ty = v
-                    .get("type")
-                    .ok_or_else(|| Error::Spec(format!("{what} has no \"type\"")))?;
                 let dims = v.get("dimensions").and_then(Value::as_u64).unwrap_or(0);
-                Ok(OutputBandSpec {
-                    name: name.clone(),
-                    dtype: parse_dtype(ty, &what)?,
-                    dims: BandDims::from_dimensions(dims as u32)
-                        .map_err(|e| Error::Spec(format!("{what}: {e}")))?,
-                })
+                output_spec(name, v, &what, dims)
             })
             .collect::<Result<Vec<_>>>()?;
         let input_bands = raw
