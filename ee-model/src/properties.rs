@@ -67,7 +67,7 @@ pub struct PropertiesReport {
     pub predicted: usize,
     /// Features skipped (written with null outputs).
     pub skipped: usize,
-    /// Why, for the first [`SKIPPED_NAMED`] skipped features.
+    /// Why, for the first 20 skipped features.
     pub skipped_reasons: Vec<String>,
     /// Requests sent (model runs, for a local model).
     pub requests: usize,

@@ -34,7 +34,7 @@ pub struct Stats {
     pub largest_batch: AtomicU64,
 }
 
-/// A snapshot of [`Stats`].
+/// A node's request and batching counters at one moment (see [`Node::stats`](crate::Node::stats)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// Requests answered with predictions.
