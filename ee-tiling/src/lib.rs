@@ -42,3 +42,8 @@ pub use grid::{Margins, Overlap, Tile, TileGrid, TileIndex, TileSize};
 pub use mask::min_mask;
 pub use shard::Shard;
 pub use window::{RasterSize, Window};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
