@@ -1,13 +1,14 @@
-//! Messages generated from `proto/` at build time.
+//! Messages generated from `proto/`, checked in under `src/gen/` (regenerate with
+//! `cargo xtask codegen`; CI fails when they differ).
 
 /// Containers decoded and re-encoded with every field (sub-messages kept as raw bytes).
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod frame {
-    include!(concat!(env!("OUT_DIR"), "/ee_savedmodel.frame.rs"));
+    include!("gen/ee_savedmodel.frame.rs");
 }
 
 /// Graph messages read from the model or built for the glue.
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod tf {
-    include!(concat!(env!("OUT_DIR"), "/ee_savedmodel.tf.rs"));
+    include!("gen/ee_savedmodel.tf.rs");
 }

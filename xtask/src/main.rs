@@ -9,19 +9,24 @@
 mod bench;
 mod chaos;
 mod memory;
+mod release;
 mod setup;
 
 use std::process::ExitCode;
 
 use setup::{run, Env};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|bench|chaos|memory>
+const USAGE: &str = "usage: cargo xtask <demo|test|bench|chaos|memory|codegen|release>
 
   demo   install what is needed, then run the main job on the embedded default
   test   install what is needed, then run the whole test suite (Rust and interop checks)
   bench  run the benchmarks and write target/bench-report.md (--quick: shorter)
   chaos  faults (20% failing requests) and kill-and-resume against ee-model serve: tables
-  memory peak RSS of ee-model predict on 10000^2 and 40000^2 rasters (--quick: smaller)";
+  memory peak RSS of ee-model predict on 10000^2 and 40000^2 rasters (--quick: smaller)
+  codegen regenerate the checked-in protobuf code (--check: fail if it differs)
+  release [--dry-run] [--allow-dirty] VERSION
+         bump the workspace to VERSION, date CHANGELOG.md's Unreleased section, cargo package
+         every crate in dependency order (the dry run stops there and restores), commit, tag";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +36,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("chaos") => chaos::chaos(&args[1..]),
         Some("memory") => memory::memory(&args[1..]),
+        Some("codegen") => codegen(&args[1..]),
+        Some("release") => release::release(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -101,10 +108,32 @@ fn demo() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask codegen [--check]`: runs the `ee-codegen` program (protox, prost-build and
+/// tonic-prost-build live there, so xtask stays dependency-free).
+fn codegen(args: &[String]) -> Result<(), String> {
+    if let Some(other) = args.iter().find(|a| *a != "--check") {
+        return Err(format!("codegen takes only --check, not {other:?}"));
+    }
+    let env = Env::discover()?;
+    run(
+        env.cargo()
+            .args(["run", "--quiet", "-p", "ee-codegen", "--"])
+            .args(args)
+            .arg(&env.root)
+            .current_dir(&env.root),
+        "cargo xtask codegen",
+    )
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let env = Env::discover()?;
     env.ensure_system_packages(setup::TEST_PACKAGES)?;
     let python = env.ensure_venv()?;
+    // Whether the tree was clean before the suite ran: then the release dry run at the end
+    // insists on a clean tree too, so a test that leaves files behind is caught.
+    let clean_at_start = setup::tree_is_clean(&env.root);
+    println!("xtask test: checking the generated code is up to date");
+    codegen(&["--check".to_string()])?;
     let interop_out = env.root.join("target/interop");
     let _ = std::fs::remove_dir_all(&interop_out);
     let mut tally = setup::Tally::default();
@@ -120,13 +149,61 @@ fn test(extra: &[String]) -> Result<(), String> {
     )?;
     tally.run(
         env.cargo()
-            .args(["test", "--workspace", "--doc"])
+            .args(["test", "--workspace", "--doc", "--all-features"])
             .current_dir(&env.root),
         "doctests",
     )?;
+    println!("xtask test: crates with optional features off");
+    for (krate, features) in setup::FEATURE_CHECKS {
+        run(
+            env.cargo()
+                .args(["check", "--quiet", "-p", krate, "--no-default-features"])
+                .args(if features.is_empty() {
+                    vec![]
+                } else {
+                    vec!["--features", features]
+                })
+                .current_dir(&env.root),
+            &format!("cargo check -p {krate} --no-default-features {features}"),
+        )?;
+    }
+    println!("xtask test: API documentation without warnings");
+    run(
+        env.cargo()
+            .args([
+                "doc",
+                "--quiet",
+                "--workspace",
+                "--no-deps",
+                "--all-features",
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .current_dir(&env.root),
+        "cargo doc --no-deps",
+    )?;
+    let examples = setup::examples(&env.root)?;
+    for (krate, example) in &examples {
+        println!("xtask test: example {krate}/{example}");
+        run(
+            env.cargo()
+                .args(["run", "--quiet", "-p", krate, "--example", example])
+                .current_dir(&env.root),
+            &format!("example {example} of {krate}"),
+        )?;
+    }
+    let mut dry_run = vec!["--dry-run".to_string(), "0.1.0".to_string()];
+    if !clean_at_start {
+        println!(
+            "xtask test: the tree had uncommitted changes, so the release dry run allows them"
+        );
+        dry_run.insert(1, "--allow-dirty".to_string());
+    }
+    release::release(&dry_run)?;
     println!(
-        "xtask test: {} passed, {} failed",
-        tally.passed, tally.failed
+        "xtask test: {} passed, {} failed; {} examples ran; release dry run passed",
+        tally.passed,
+        tally.failed,
+        examples.len()
     );
     Ok(())
 }

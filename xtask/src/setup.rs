@@ -10,6 +10,57 @@ pub const TEST_PACKAGES: &[&str] = &["libgdal-dev", "gdal-bin", "pkg-config"];
 /// Debian packages the demo needs.
 pub const DEMO_PACKAGES: &[&str] = &["libgdal-dev", "gdal-bin", "pkg-config"];
 
+/// Crates checked with `--no-default-features` (plus the features named) in the test suite,
+/// so their optional parts stay optional.
+pub const FEATURE_CHECKS: &[(&str, &str)] = &[
+    ("ee-tensor-proto", ""),
+    ("ee-predict-client", ""),
+    ("ee-serve", ""),
+];
+
+/// Whether `git status` shows no changes under `root`.
+pub fn tree_is_clean(root: &Path) -> bool {
+    Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(root)
+        .output()
+        .map(|o| o.status.success() && o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+/// Every `(package, example)` of the workspace: the `examples/*.rs` files of each member.
+pub fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    let entries =
+        std::fs::read_dir(root).map_err(|e| format!("reading {}: {e}", root.display()))?;
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let (manifest, examples) = (dir.join("Cargo.toml"), dir.join("examples"));
+        let (Ok(text), Ok(files)) = (
+            std::fs::read_to_string(&manifest),
+            std::fs::read_dir(&examples),
+        ) else {
+            continue;
+        };
+        let package = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = "))
+            .map(|n| n.trim_matches('"').to_string())
+            .ok_or_else(|| format!("{} has no package name", manifest.display()))?;
+        let mut names: Vec<String> = files
+            .flatten()
+            .filter_map(|f| {
+                let p = f.path();
+                (p.extension()? == "rs").then(|| p.file_stem()?.to_str().map(str::to_string))?
+            })
+            .collect();
+        names.sort();
+        found.extend(names.into_iter().map(|n| (package.clone(), n)));
+    }
+    Ok(found)
+}
+
 /// Where things are.
 pub struct Env {
     /// The workspace root.
