@@ -13,6 +13,7 @@ use crate::auth::{AuthConfig, TokenProvider};
 use crate::backoff::{Backoff, BackoffConfig, FastRandom};
 use crate::concurrency::AdaptiveConcurrency;
 use crate::endpoint::{Endpoint, PredictorConfig};
+#[cfg(feature = "grpc")]
 use crate::grpc::{GrpcModel, GrpcTransport};
 use crate::http::HttpTransport;
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -99,28 +100,7 @@ impl PredictClient {
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
         let url = predictor.url()?;
         let transport: Arc<dyn Transport> = if predictor.format.is_grpc() {
-            let model = match &predictor.endpoint {
-                Endpoint::TfServing {
-                    model,
-                    version,
-                    signature,
-                    ..
-                } => GrpcModel::TfServing {
-                    name: model.clone(),
-                    version: version.clone(),
-                    signature: signature.clone(),
-                },
-                Endpoint::KServeV2 { model, version, .. } => GrpcModel::KServe {
-                    name: model.clone(),
-                    version: version.clone(),
-                },
-                other => {
-                    return Err(Error::Config(format!(
-                        "gRPC payload formats need a TF Serving or KServe endpoint, not {other:?}"
-                    )))
-                }
-            };
-            Arc::new(GrpcTransport::new(url, predictor.format, model, outputs)?)
+            grpc_transport(predictor, url, outputs)?
         } else {
             let signature = match &predictor.endpoint {
                 Endpoint::TfServing { signature, .. } => signature.clone(),
@@ -303,4 +283,54 @@ impl PredictClient {
             }
         }
     }
+}
+
+/// The gRPC transport for `predictor` (TF Serving PredictionService or KServe
+/// GRPCInferenceService).
+#[cfg(feature = "grpc")]
+fn grpc_transport(
+    predictor: &PredictorConfig,
+    url: String,
+    outputs: Vec<OutputSpec>,
+) -> Result<Arc<dyn Transport>> {
+    let model = match &predictor.endpoint {
+        Endpoint::TfServing {
+            model,
+            version,
+            signature,
+            ..
+        } => GrpcModel::TfServing {
+            name: model.clone(),
+            version: version.clone(),
+            signature: signature.clone(),
+        },
+        Endpoint::KServeV2 { model, version, .. } => GrpcModel::KServe {
+            name: model.clone(),
+            version: version.clone(),
+        },
+        other => {
+            return Err(Error::Config(format!(
+                "gRPC payload formats need a TF Serving or KServe endpoint, not {other:?}"
+            )))
+        }
+    };
+    Ok(Arc::new(GrpcTransport::new(
+        url,
+        predictor.format,
+        model,
+        outputs,
+    )?))
+}
+
+/// Without the `grpc` feature a gRPC payload format is a configuration error.
+#[cfg(not(feature = "grpc"))]
+fn grpc_transport(
+    predictor: &PredictorConfig,
+    _url: String,
+    _outputs: Vec<OutputSpec>,
+) -> Result<Arc<dyn Transport>> {
+    Err(Error::Config(format!(
+        "payload format {:?} needs gRPC, but ee-predict-client was built without its `grpc` feature",
+        predictor.format
+    )))
 }

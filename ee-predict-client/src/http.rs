@@ -261,6 +261,8 @@ impl Transport for HttpTransport {
         deadline: Duration,
     ) -> BoxFuture<'a, std::result::Result<Reply, Failure>> {
         Box::pin(async move {
+            // Without the grpc feature HTTP bodies are the only kind.
+            #[allow(irrefutable_let_patterns)]
             let Body::Http {
                 bytes,
                 content_type,

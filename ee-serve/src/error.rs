@@ -79,6 +79,7 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "grpc")]
     /// The gRPC status this error is answered with; an overload carries `retry-after`
     /// (seconds) in its metadata.
     pub fn grpc_status(&self) -> tonic::Status {
@@ -113,13 +114,13 @@ pub(crate) fn from_run(e: ee_runtime::Error) -> Error {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "grpc")]
     #[test]
-    fn each_error_has_the_status_a_client_can_act_on() {
+    fn grpc_statuses_tell_overload_and_bad_requests() {
         let overloaded = Error::Overloaded {
             limit: 4,
             retry_after: Duration::from_secs(2),
         };
-        assert_eq!(overloaded.http_status(), StatusCode::TOO_MANY_REQUESTS);
         let s = overloaded.grpc_status();
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
         assert_eq!(s.metadata().get("retry-after").unwrap(), "2");
@@ -127,6 +128,15 @@ mod tests {
             Error::BadRequest("x".into()).grpc_status().code(),
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn each_error_has_the_status_a_client_can_act_on() {
+        let overloaded = Error::Overloaded {
+            limit: 4,
+            retry_after: Duration::from_secs(2),
+        };
+        assert_eq!(overloaded.http_status(), StatusCode::TOO_MANY_REQUESTS);
         let big = Error::TooLarge {
             size: "5 bytes".into(),
             limit: 4,

@@ -39,6 +39,7 @@
 mod batcher;
 mod config;
 mod error;
+#[cfg(feature = "grpc")]
 mod grpc;
 mod hosted;
 mod node;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use ee_runtime::LocalModel;
+#[cfg(feature = "grpc")]
 use ee_tensor_proto::proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
+#[cfg(feature = "grpc")]
 use ee_tensor_proto::proto::tensorflow::serving::prediction_service_server::PredictionServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::batcher::{Batcher, StatsSnapshot};
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
+#[cfg(feature = "grpc")]
 use crate::grpc::Services;
 use crate::signature::Signature;
 
@@ -63,6 +66,15 @@ impl Node {
                 message: "neither an HTTP nor a gRPC address was given".into(),
             });
         }
+        #[cfg(not(feature = "grpc"))]
+        if config.grpc.is_some() {
+            return Err(Error::Server {
+                what: "node",
+                message:
+                    "a gRPC address was given, but ee-serve was built without its `grpc` feature"
+                        .into(),
+            });
+        }
         let signature = Signature::of(&model, &config.model_name);
         let batcher = Batcher::start(
             Arc::new(model),
@@ -80,6 +92,7 @@ impl Node {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut http_addr = None;
+        #[allow(unused_mut)]
         let mut grpc_addr = None;
         if let Some(addr) = config.http {
             let (listener, local) = bind(addr).await?;
@@ -106,6 +119,7 @@ impl Node {
                 }),
             ));
         }
+        #[cfg(feature = "grpc")]
         if let Some(addr) = config.grpc {
             let (listener, local) = bind(addr).await?;
             grpc_addr = Some(local);
