@@ -2,7 +2,8 @@
 //! decoded back and checked bit for bit, with body sizes and encode speed, and a gzip
 //! TFRecord of tf.train.Example patches written and read back.
 //!
-//! Run with `cargo run --release -p ee-tensor-proto --example payload_tour [OUT_DIR]`.
+//! Run with `cargo run --release -p ee-tensor-proto --example payload_tour [OUT_DIR]` (OUT_DIR
+//! defaults to a folder in the system temp directory; `--release` for meaningful speeds).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/demo"));
+        .unwrap_or_else(|| std::env::temp_dir().join("ee-tensor-proto-payload-tour"));
     std::fs::create_dir_all(&out_dir)?;
     let t = tile();
     let raw_mb = t.len() as f64 * 4.0 / 1e6;

@@ -48,3 +48,8 @@ pub use dtype::{DataType, ALL_DATA_TYPES};
 pub use error::{Error, Result};
 pub use payload::{Instance, OutputSpec, PayloadFormat};
 pub use tensor::{Element, Tensor};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
