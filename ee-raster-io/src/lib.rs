@@ -10,6 +10,20 @@
 //!   descriptions and nodata, written block by block as rows finish, moved into place (or
 //!   turned into a COG) only when complete; [`write_quicklook`] makes an 8-bit PNG of it.
 //!
+//! ```
+//! use ee_raster_io::{InputStack, Resampling};
+//! use ee_tiling::Window;
+//!
+//! // The demo scene: 512 x 512 pixels of four bands (B2, B3, B4, B8).
+//! let stack = InputStack::open(&["../ee-model/demo/scene.tif".into()], &[], None, Resampling::Nearest)?;
+//! assert_eq!(stack.bands().len(), 4);
+//! // A 128 x 128 tile with 8 pixels of overlap on each side, at the raster's corner.
+//! let tile = stack.read_window::<f32>(Window::new(-8, -8, 144, 144), 0.0)?;
+//! assert_eq!(tile.values.dim(), (4, 144, 144)); // (band, row, col)
+//! assert!(!tile.valid[[0, 0]] && tile.valid[[8, 8]]); // outside the raster / inside
+//! # Ok::<(), ee_raster_io::Error>(())
+//! ```
+//!
 //! Every call here blocks on GDAL: an async caller runs them on a dedicated thread, never on
 //! the runtime's workers. GDAL's messages come back in typed errors naming the file; nothing
 //! is printed to stderr.
@@ -36,3 +50,8 @@ pub use source::{
 };
 pub use stack::{InputStack, StackBand, WindowData};
 pub use writer::{partial_path, Compression, FromF64, GeoTiffWriter, OutputBand, WriteOptions};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
