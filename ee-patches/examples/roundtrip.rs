@@ -1,7 +1,8 @@
 //! Exports a raster as TFRecord patches, "predicts" by reading the patches back and writing
 //! the mean of the bands per pixel as prediction records, then imports them into a GeoTIFF.
 //!
-//! `cargo run -p ee-patches --example roundtrip -- IN.tif OUT_DIR`
+//! `cargo run -p ee-patches --example roundtrip -- [IN.tif [OUT_DIR]]`: IN.tif defaults to the
+//! demo scene (`ee-model/demo/scene.tif`), OUT_DIR to a folder in the system temp directory.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,16 @@ use ee_tensor_proto::tfrecord::{open_reader, Compression, TfRecordWriter};
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let (input, dir) = match &args[1..] {
-        [i, d] => (PathBuf::from(i), PathBuf::from(d)),
-        _ => return Err("usage: roundtrip IN.tif OUT_DIR".into()),
-    };
+    let mut args = std::env::args().skip(1);
+    let input = args.next().map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ee-model/demo/scene.tif")
+    });
+    let dir = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ee-patches-roundtrip"));
+    std::fs::create_dir_all(&dir)?;
+    println!("{} -> {}", input.display(), dir.display());
     let stack = InputStack::open(&[input], &[], None, Resampling::Nearest)?;
     let options = ExportOptions {
         patch_dimensions: [128, 128],
@@ -64,5 +70,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.size.width,
         out.size.height
     );
+
+    // Check: the imported raster is the mean of the input's bands at every pixel.
+    let window = ee_tiling::RasterSize::new(out.size.width, out.size.height).window();
+    let bands = stack.read_window::<f32>(window, 0.0)?.values;
+    let mean = InputStack::open(&[out.output.clone()], &[], None, Resampling::Nearest)?
+        .read_window::<f32>(window, 0.0)?
+        .values;
+    let expected = bands.mean_axis(ndarray::Axis(0)).ok_or("no bands")?;
+    let worst = expected
+        .iter()
+        .zip(mean.iter())
+        .map(|(e, m)| (e - m).abs() / e.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    println!("checked: mean of the bands at every pixel (largest relative difference {worst:e})");
+    if worst > 1e-5 {
+        return Err(format!("imported means differ from the bands' by up to {worst}").into());
+    }
     Ok(())
 }

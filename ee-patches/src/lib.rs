@@ -12,18 +12,27 @@
 //! - [`export_training`]: pixels sampled at random per class of a label raster, or at labelled
 //!   points, with `k x k` neighbourhoods, deterministic for a seed, split into named files.
 //!
-//! ```no_run
-//! use std::path::{Path, PathBuf};
+//! ```
+//! use std::path::PathBuf;
 //! use ee_patches::{export_image, import_predictions, ExportOptions, ImportOptions, Mixer};
 //! use ee_raster_io::{InputStack, Resampling};
 //!
-//! let stack = InputStack::open(&[PathBuf::from("scene.tif")], &[], None, Resampling::Nearest)?;
+//! let dir = std::env::temp_dir().join("ee-patches-doc");
+//! std::fs::create_dir_all(&dir).unwrap();
+//! // The demo scene: 512 x 512 pixels, bands B2, B3, B4, B8.
+//! let scene = PathBuf::from("../ee-model/demo/scene.tif");
+//! let stack = InputStack::open(&[scene], &[], None, Resampling::Nearest)?;
 //! let options = ExportOptions { patch_dimensions: [128, 128], kernel_size: [9, 9], ..Default::default() };
-//! let report = export_image(&stack, Path::new("out/scene"), &options)?;
-//! // ... run the model over out/scene-*.tfrecord.gz, writing out/pred-*.tfrecord.gz ...
+//! let report = export_image(&stack, &dir.join("scene"), &options)?;
+//! assert_eq!((report.patches, report.buffered), (16, [136, 136]));
+//!
+//! // ... a model reads dir/scene-*.tfrecord.gz and writes its predictions in the same order;
+//! // here the "model" is the identity, so the export's own records are the predictions ...
 //! let mixer = Mixer::read(report.mixer.as_ref().unwrap())?;
-//! let preds = vec![PathBuf::from("out/pred-00000.tfrecord.gz")];
-//! import_predictions(&mixer, &preds, Path::new("out/pred.tif"), &ImportOptions::default())?;
+//! let options = ImportOptions { kernel_size: Some([9, 9]), ..Default::default() };
+//! let imported = import_predictions(&mixer, &report.files, &dir.join("pred.tif"), &options)?;
+//! assert_eq!((imported.size.width, imported.size.height), (512, 512));
+//! assert_eq!(imported.bands.len(), 4);
 //! # Ok::<(), ee_patches::Error>(())
 //! ```
 //!
@@ -63,3 +72,8 @@ pub use shards::{compression_of, shard_path};
 pub use training::{
     export_training, split_path, LabelSource, SplitReport, TrainingOptions, TrainingReport,
 };
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
