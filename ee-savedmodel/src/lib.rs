@@ -63,3 +63,8 @@ pub use listing::{list, list_bytes, Listing, MetaGraphListing, SignatureListing,
 pub use prepare::{prepare, PrepareOptions};
 pub use rewrite::{rewrite, Prepared, PreparedInput, PreparedOutput};
 pub use spec::{TensorMap, TensorMapping};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
