@@ -3,18 +3,23 @@
 //! optimised plan is cached per shape (a fully symbolic plan runs many times slower). Tensors
 //! arrive NHWC (Earth Engine's layout); an NCHW model gets them transposed.
 //!
-//! ```no_run
+//! ```
 //! use ee_runtime::{Layout, LocalModel};
 //! use ee_tensor_proto::{Instance, Tensor};
 //!
-//! let model = LocalModel::load("water.onnx", Layout::Nhwc)?;
+//! // The demo model (NHWC float32 reflectance of 4 bands in, "water" probability out).
+//! let model = LocalModel::load("../ee-model/demo/water.onnx", Layout::Nhwc)?;
 //! let tile = Tensor::F32(ndarray::ArrayD::zeros(vec![64, 64, 4]));
 //! let mut instance = Instance::new();
-//! instance.push("array", tile);
+//! instance.push("input", tile);
 //! let answers = model.run(&[instance])?;
-//! println!("{:?}", answers[0].names().collect::<Vec<_>>());
+//! assert_eq!(answers[0].names().collect::<Vec<_>>(), ["water"]);
+//! assert_eq!(answers[0].get("water").unwrap().shape(), [64, 64, 1]);
 //! # Ok::<(), ee_runtime::Error>(())
 //! ```
+//!
+//! Not here: serving models over HTTP or gRPC (`ee-serve`), tiling rasters (`ee-tiling`),
+//! formats other than ONNX.
 
 #![deny(missing_docs)]
 
@@ -497,3 +502,8 @@ fn from_tract(v: &TValue) -> std::result::Result<Tensor, String> {
         other => return Err(format!("unsupported output type {other:?}")),
     })
 }
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
