@@ -17,7 +17,7 @@ use ee_tiling::{
     crop_answer, min_mask, Assembler, BandDims, MergeMode, RasterSize, Shard, Tile, TileAnswer,
     TileGrid, Window,
 };
-use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
+use ndarray::{s, Array3, ArrayD, IxDyn};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::journal::{fingerprint, journal_path, Journal};
@@ -317,22 +317,74 @@ fn build_instance(values: &Array3<f64>, inputs: &[InputPlan]) -> Result<Instance
     let mut inst = Instance::new();
     for p in inputs {
         let n = p.positions.len();
-        let mut data = Vec::with_capacity(h * w * n);
-        for y in 0..h {
-            for x in 0..w {
-                for &b in &p.positions {
-                    data.push(values[[b, y, x]]);
-                }
+        let shape = [h, w, n];
+        // The common types are interleaved and converted in one pass over contiguous planes
+        // (the same `as` conversions `from_f64` makes); the rest go through `from_f64`.
+        let fast = match p.dtype {
+            DataType::Float32 => {
+                interleave(values, &p.positions, |v| v as f32).map(|d| Tensor::from_vec(&shape, d))
             }
-        }
-        let a = ArrayD::from_shape_vec(IxDyn(&[h, w, n]), data)
-            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?;
-        let t = from_f64(&a, p.dtype).ok_or_else(|| {
-            Error::Spec(format!("input {:?} cannot be sent as {}", p.name, p.dtype))
-        })?;
+            DataType::Float64 => {
+                interleave(values, &p.positions, |v| v).map(|d| Tensor::from_vec(&shape, d))
+            }
+            _ => None,
+        };
+        let t = match fast {
+            Some(t) => t?,
+            None => {
+                let mut data = Vec::with_capacity(h * w * n);
+                for y in 0..h {
+                    for x in 0..w {
+                        for &b in &p.positions {
+                            data.push(values[[b, y, x]]);
+                        }
+                    }
+                }
+                let a = ArrayD::from_shape_vec(IxDyn(&shape), data)
+                    .map_err(|e| Error::Worker(format!("pipeline: {e}")))?;
+                from_f64(&a, p.dtype).ok_or_else(|| {
+                    Error::Spec(format!("input {:?} cannot be sent as {}", p.name, p.dtype))
+                })?
+            }
+        };
         inst.push(p.name.clone(), t);
     }
     Ok(inst)
+}
+
+/// The planes `positions` of a `(bands, h, w)` window interleaved pixel by pixel as
+/// `(h, w, positions.len())`, each value converted with `f`; `None` when the window is not in
+/// standard layout.
+fn interleave<T>(
+    values: &Array3<f64>,
+    positions: &[usize],
+    f: impl Fn(f64) -> T,
+) -> Option<Vec<T>> {
+    let (bands, h, w) = values.dim();
+    let all = values.as_slice()?;
+    let plane = h * w;
+    if positions.iter().any(|&b| b >= bands) {
+        return None;
+    }
+    let planes: Vec<&[f64]> = positions
+        .iter()
+        .map(|&b| &all[b * plane..(b + 1) * plane])
+        .collect();
+    let mut out = Vec::with_capacity(plane * planes.len());
+    match planes.as_slice() {
+        [a] => out.extend(a.iter().map(|&v| f(v))),
+        [a, b, c, d] => {
+            for i in 0..plane {
+                out.extend([f(a[i]), f(b[i]), f(c[i]), f(d[i])]);
+            }
+        }
+        _ => {
+            for i in 0..plane {
+                out.extend(planes.iter().map(|p| f(p[i])));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Crops one answer tensor for a band, whatever its element type.
@@ -402,13 +454,39 @@ fn to_answer(
     }
     let margins = parts[0].margins;
     let planes: Vec<usize> = parts.iter().map(|p| p.values.dim().2).collect();
-    let views: Vec<_> = parts.iter().map(|p| p.values.view()).collect();
-    let values = ndarray::concatenate(Axis(2), &views).map_err(|e| {
-        Error::Spec(format!(
-            "tile {}: output bands differ in size: {e}",
-            work.tile.index
-        ))
-    })?;
+    let (rows, cols, _) = parts[0].values.dim();
+    if let Some(p) = parts
+        .iter()
+        .find(|p| p.values.dim().0 != rows || p.values.dim().1 != cols)
+    {
+        return Err(Error::Spec(format!(
+            "tile {}: output bands differ in size: {:?} and {:?}",
+            work.tile.index,
+            parts[0].values.dim(),
+            p.values.dim()
+        )));
+    }
+    // Bands' planes side by side, in standard layout (one band: its values as they are).
+    let values = if parts.len() == 1 {
+        parts.pop().expect("one part").values
+    } else {
+        let total: usize = planes.iter().sum();
+        let mut out = Vec::with_capacity(rows * cols * total);
+        let slices: Vec<std::borrow::Cow<'_, [f64]>> = parts
+            .iter()
+            .map(|p| match p.values.as_slice() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(p.values.iter().copied().collect()),
+            })
+            .collect();
+        for px in 0..rows * cols {
+            for (s, &n) in slices.iter().zip(&planes) {
+                out.extend_from_slice(&s[px * n..(px + 1) * n]);
+            }
+        }
+        Array3::from_shape_vec((rows, cols, total), out)
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?
+    };
     Ok((
         TileAnswer {
             tile: work.tile,
@@ -857,7 +935,11 @@ pub(crate) async fn predict_image(
             Runner::Remote(c) => Either::Remote(c.clone()),
         };
         tasks.spawn(async move {
-            let instances: Vec<Instance> = work.iter().map(|w| w.instance.clone()).collect();
+            let mut work = work;
+            let instances: Vec<Instance> = work
+                .iter_mut()
+                .map(|w| std::mem::replace(&mut w.instance, Instance::new()))
+                .collect();
             let started = Instant::now();
             let answers = match run {
                 Either::Local(model) => tokio::task::spawn_blocking(move || model.run(&instances))

@@ -135,16 +135,29 @@ pub fn crop_answer<T: Sample>(
         .to_shape((h, w, planes))
         .map_err(|_| fail())?
         .into_dimensionality::<Ix3>()
-        .map_err(|_| fail())?
-        .to_owned();
+        .map_err(|_| fail())?;
     let (keep, cut) = if keep_margins {
         (margins, Margins::default())
     } else {
         (Margins::default(), margins)
     };
-    let values = flat
-        .slice(s![cut.top..h - cut.bottom, cut.left..w - cut.right, ..])
-        .mapv(Sample::to_f64);
+    let (rows, cols) = (h - cut.top - cut.bottom, w - cut.left - cut.right);
+    // Answers arrive in standard layout: convert the kept part of each row as one slice, so
+    // the result is in standard layout too (what the journal and the assembler read fastest).
+    let values = match flat.as_slice() {
+        Some(all) => {
+            let mut out = Vec::with_capacity(rows * cols * planes);
+            for y in cut.top..h - cut.bottom {
+                let start = (y * w + cut.left) * planes;
+                let row = &all[start..start + cols * planes];
+                out.extend(row.iter().map(|&v| v.to_f64()));
+            }
+            Array3::from_shape_vec((rows, cols, planes), out).map_err(|_| fail())?
+        }
+        None => flat
+            .slice(s![cut.top..h - cut.bottom, cut.left..w - cut.right, ..])
+            .mapv(Sample::to_f64),
+    };
     Ok(Cropped {
         values,
         margins: keep,
