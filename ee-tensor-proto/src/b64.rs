@@ -60,6 +60,29 @@ pub fn decode_any_into(text: &[u8], out: &mut Vec<u8>, context: &dyn Fn() -> Str
         })
 }
 
+/// Decodes URL-safe base64 `text` made of whole 4-character groups with no padding into
+/// exactly `out` (three bytes per group). `None` when `text` is not such base64 or `out` is
+/// not its decoded size: callers use this for the fast path only and take the general one,
+/// which reports errors, otherwise.
+pub(crate) fn decode_url_safe_groups(text: &[u8], out: &mut [u8]) -> Option<()> {
+    if text.len() % 4 != 0 || text.len() / 4 * 3 != out.len() {
+        return None;
+    }
+    match URL_SAFE.decode_slice(text, out) {
+        Ok(n) if n == out.len() => Some(()),
+        _ => None,
+    }
+}
+
+/// Decodes the last group of URL-safe base64 (1 to 4 characters, padding allowed) into the
+/// front of `out`, returning the byte count; `None` when it is not valid base64.
+pub(crate) fn decode_url_safe_last_group(text: &[u8], out: &mut [u8; 3]) -> Option<usize> {
+    if text.is_empty() || text.len() > 4 {
+        return None;
+    }
+    URL_SAFE.decode_slice(text, out).ok()
+}
+
 /// Decodes base64 in either alphabet, padded or not.
 pub fn decode_any(text: &[u8], context: &dyn Fn() -> String) -> Result<Vec<u8>> {
     let mut out = Vec::new();

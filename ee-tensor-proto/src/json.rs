@@ -23,6 +23,34 @@ pub(crate) struct Reader<'a> {
     pos: usize,
 }
 
+/// Length of the run of printable ASCII at the start of `bytes` that holds no `"` or `\\`:
+/// the part of a JSON string that needs no attention. Eight bytes are tested at a time (the
+/// base64 strings of tensor payloads are megabytes long), the tail byte by byte.
+fn plain_ascii_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `v` is below `n` (n <= 0x80): the classic "has less" test.
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * n as u64) & !v & HIGH;
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let special = below(v ^ (ONES * b'"' as u64), 1)
+            | below(v ^ (ONES * b'\\' as u64), 1)
+            | below(v, 0x20)
+            | (v & HIGH);
+        if special != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..]
+        .iter()
+        .take_while(|&&b| b >= 0x20 && b < 0x80 && b != b'"' && b != b'\\')
+        .count()
+}
+
 /// A JSON scalar, numbers kept as their text so each target type parses them exactly.
 #[derive(Debug)]
 pub(crate) enum Scalar<'a> {
@@ -120,6 +148,7 @@ impl<'a> Reader<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         let src = self.src;
+        self.pos += plain_ascii_run(src.get(self.pos..).unwrap_or_default());
         while let Some(&b) = src.get(self.pos) {
             match b {
                 b'"' => {
@@ -715,6 +744,38 @@ pub(crate) fn write_flat(t: &Tensor, out: &mut Vec<u8>, style: Style) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_read_the_same_whatever_falls_where() {
+        // Every special byte at every position of strings around the 8-byte stride, checked
+        // against serde_json (which must agree on the value or on refusing it).
+        let specials: [&[u8]; 7] = [
+            b"\\\"",
+            b"\\n",
+            b"\\u00e9",
+            "\u{e9}".as_bytes(),
+            b"\x01",
+            b"\\",
+            b"\x7f",
+        ];
+        for len in 0..20 {
+            for at in 0..=len {
+                for sp in specials {
+                    let mut doc = b"\"".to_vec();
+                    doc.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                    doc.splice(at + 1..at + 1, sp.iter().copied());
+                    doc.push(b'"');
+                    let ours = Reader::new(&doc).string().map(|s| s.into_owned());
+                    let theirs: std::result::Result<String, _> = serde_json::from_slice(&doc);
+                    match (ours, theirs) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{doc:?}"),
+                        (Err(_), Err(_)) => {}
+                        (a, b) => panic!("{doc:?}: ours {a:?}, serde_json {b:?}"),
+                    }
+                }
+            }
+        }
+    }
 
     fn parse(text: &str, dtype: DataType) -> Result<Tensor> {
         let mut r = Reader::new(text.as_bytes());

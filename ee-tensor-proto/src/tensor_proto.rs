@@ -159,6 +159,159 @@ pub fn deserialize_expecting(bytes: &[u8], expected: DataType, context: &str) ->
     from_proto(&proto)
 }
 
+/// Reads a protobuf varint at `*pos` of `bytes`.
+fn varint_at(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The header of a serialized `TensorProto` written the way `tf.io.serialize_tensor` (and
+/// [`write_serialized`]) writes it: dtype, shape (dimensions with sizes only), then the key
+/// and length of `tensor_content`. Returns the dtype, the shape and the content's offset and
+/// length; `None` for anything else (other fields, other order, names on dimensions...).
+fn plain_header(head: &[u8]) -> Option<(DataType, Vec<usize>, usize, usize)> {
+    let mut pos = 0;
+    if *head.first()? != DTYPE_KEY {
+        return None;
+    }
+    pos += 1;
+    let code = i32::try_from(varint_at(head, &mut pos)?).ok()?;
+    let dtype = DataType::from_tf_code(code).ok()?;
+    if *head.get(pos)? != SHAPE_KEY {
+        return None;
+    }
+    pos += 1;
+    let shape_len = usize::try_from(varint_at(head, &mut pos)?).ok()?;
+    let shape_end = pos.checked_add(shape_len)?;
+    let mut shape = Vec::new();
+    while pos < shape_end {
+        if *head.get(pos)? != DIM_KEY {
+            return None;
+        }
+        pos += 1;
+        let dim_len = usize::try_from(varint_at(head, &mut pos)?).ok()?;
+        let dim_end = pos.checked_add(dim_len)?;
+        let size = if dim_len == 0 {
+            0
+        } else {
+            if *head.get(pos)? != DIM_SIZE_KEY {
+                return None;
+            }
+            pos += 1;
+            i64::try_from(varint_at(head, &mut pos)?).ok()?
+        };
+        if pos != dim_end || size < 0 {
+            return None;
+        }
+        shape.push(usize::try_from(size).ok()?);
+    }
+    if pos != shape_end || *head.get(pos)? != CONTENT_KEY {
+        return None;
+    }
+    pos += 1;
+    let content_len = usize::try_from(varint_at(head, &mut pos)?).ok()?;
+    Some((dtype, shape, pos, content_len))
+}
+
+/// The fast path for the URL-safe base64 of a large serialized `TensorProto` as
+/// `tf.io.serialize_tensor` writes it (what `SERIALIZED_TF_TENSORS` carries): the header is
+/// decoded from the first characters, then `tensor_content` is decoded from the base64 text
+/// straight into the tensor's own buffer, with no intermediate copy of the bytes.
+///
+/// Returns `None` whenever the text is anything else: small, the standard alphabet, fields
+/// other than dtype, shape and content, a content length that disagrees with the shape or
+/// with the text's length, a dtype other than `expected`, invalid base64. The caller then
+/// decodes the general way, which gives the same tensor or reports the error. Nothing is
+/// allocated before the content length has been checked against the text's length.
+pub(crate) fn deserialize_url_safe_base64(
+    text: &[u8],
+    expected: Option<DataType>,
+) -> Option<Tensor> {
+    if cfg!(not(target_endian = "little")) || text.len() < 256 {
+        return None;
+    }
+    // Decoded length of the whole text: whole groups, then 0, 2 or 3 characters (or one
+    // padded group) at the end.
+    let pad = text.iter().rev().take_while(|&&b| b == b'=').count();
+    if pad > 2 || (pad > 0 && text.len() % 4 != 0) {
+        return None;
+    }
+    let chars = text.len() - pad;
+    let total = chars / 4 * 3
+        + match chars % 4 {
+            0 => 0,
+            2 => 1,
+            3 => 2,
+            _ => return None,
+        };
+    // The header, from the first (at most) 128 characters: whole groups, never the last one.
+    let last = if text.len() % 4 == 0 {
+        4
+    } else {
+        text.len() % 4
+    };
+    let head_chars = (text.len() - last).min(128) / 4 * 4;
+    let mut head = [0u8; 96];
+    let head_len = head_chars / 4 * 3;
+    crate::b64::decode_url_safe_groups(&text[..head_chars], &mut head[..head_len])?;
+    let (dtype, shape, offset, content_len) = plain_header(&head[..head_len])?;
+    if expected.is_some_and(|e| e != dtype) || offset > head_len {
+        return None;
+    }
+    let n = element_count(&shape)?;
+    if content_len == 0
+        || offset.checked_add(content_len)? != total
+        || n.checked_mul(dtype.size()?)? != content_len
+    {
+        return None;
+    }
+    let fill = |bytes: &mut [u8]| -> Option<()> {
+        let from_head = head_len - offset;
+        bytes
+            .get_mut(..from_head)?
+            .copy_from_slice(&head[offset..head_len]);
+        let body = &text[head_chars..text.len() - last];
+        let body_end = from_head + body.len() / 4 * 3;
+        crate::b64::decode_url_safe_groups(body, bytes.get_mut(from_head..body_end)?)?;
+        let mut tail = [0u8; 3];
+        let k = crate::b64::decode_url_safe_last_group(&text[text.len() - last..], &mut tail)?;
+        bytes.get_mut(body_end..)?.copy_from_slice(tail.get(..k)?);
+        Some(())
+    };
+    fn build<T: crate::Element + bytemuck::Pod>(
+        shape: &[usize],
+        n: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<()>,
+    ) -> Option<Tensor> {
+        let mut values: Vec<T> = bytemuck::zeroed_vec(n);
+        fill(bytemuck::cast_slice_mut(&mut values))?;
+        Tensor::from_vec(shape, values).ok()
+    }
+    let s = &shape;
+    match dtype {
+        DataType::Float32 => build::<f32>(s, n, fill),
+        DataType::Float64 => build::<f64>(s, n, fill),
+        DataType::Float16 => build::<f16>(s, n, fill),
+        DataType::Int8 => build::<i8>(s, n, fill),
+        DataType::Int16 => build::<i16>(s, n, fill),
+        DataType::Int32 => build::<i32>(s, n, fill),
+        DataType::Int64 => build::<i64>(s, n, fill),
+        DataType::Uint8 => build::<u8>(s, n, fill),
+        DataType::Uint16 => build::<u16>(s, n, fill),
+        DataType::Uint32 => build::<u32>(s, n, fill),
+        DataType::Uint64 => build::<u64>(s, n, fill),
+        DataType::Bool | DataType::String => None,
+    }
+}
+
 /// Checks a proto shape and returns it as dimensions.
 fn proto_shape(proto: &TensorProto) -> Result<Vec<usize>> {
     let Some(shape) = &proto.tensor_shape else {
@@ -433,6 +586,109 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("decode limit"));
+    }
+
+    /// The general path the fast one must agree with.
+    fn general(text: &[u8]) -> Option<Tensor> {
+        let bytes = crate::b64::decode_any(text, &|| "t".to_string()).ok()?;
+        deserialize(&bytes).ok()
+    }
+
+    #[test]
+    fn base64_fast_path_agrees_with_the_general_path() {
+        for d in crate::ALL_DATA_TYPES {
+            if matches!(d, DataType::String | DataType::Bool) {
+                continue;
+            }
+            // Sizes whose serialized length leaves 0, 1 and 2 bytes in the last group, and
+            // headers of different lengths.
+            for shape in [
+                vec![20, 30],
+                vec![7, 11, 3],
+                vec![1, 1000],
+                vec![999],
+                vec![3, 0, 500],
+            ] {
+                let n: usize = shape.iter().product();
+                let size = d.size().unwrap();
+                let bytes: Vec<u8> = (0..n * size).map(|i| (i * 31 + 7) as u8).collect();
+                let t = Tensor::from_le_bytes(d, &shape, &bytes).unwrap();
+                let proto = serialize(&t);
+                let mut text = Vec::new();
+                crate::b64::encode_url_safe_into(&proto, &mut text);
+                let fast = deserialize_url_safe_base64(&text, Some(d));
+                if n == 0 {
+                    assert!(fast.is_none(), "{d} {shape:?}");
+                    continue;
+                }
+                let fast = fast.unwrap_or_else(|| panic!("{d} {shape:?} took the slow path"));
+                assert!(fast.bit_eq(&t), "{d} {shape:?}");
+                // Padded: the same tensor.
+                let mut padded = text.clone();
+                while padded.len() % 4 != 0 {
+                    padded.push(b'=');
+                }
+                let p = deserialize_url_safe_base64(&padded, None).unwrap();
+                assert!(p.bit_eq(&t), "{d} {shape:?} padded");
+                // Another dtype expected, the standard alphabet, a truncated text, a stray
+                // character, trailing bits or a byte too many: never taken, and the general
+                // path decides.
+                let other = if d == DataType::Float32 {
+                    DataType::Int32
+                } else {
+                    DataType::Float32
+                };
+                assert!(deserialize_url_safe_base64(&text, Some(other)).is_none());
+                let mut standard = Vec::new();
+                crate::b64::encode_standard_into(&proto, &mut standard);
+                if standard.contains(&b'+') || standard.contains(&b'/') {
+                    assert!(deserialize_url_safe_base64(&standard, None).is_none());
+                }
+                for cut in [1, 2, 3, 4, 5] {
+                    let short = &text[..text.len() - cut];
+                    let f = deserialize_url_safe_base64(short, None);
+                    assert!(f.is_none(), "{d} {shape:?} cut {cut}");
+                    assert!(general(short).is_none(), "{d} {shape:?} cut {cut}");
+                }
+                for at in [0, 3, 40, text.len() / 2, text.len() - 1] {
+                    let mut bad = text.clone();
+                    bad[at] = b'*';
+                    assert!(deserialize_url_safe_base64(&bad, None).is_none(), "{at}");
+                }
+                let mut longer = proto.clone();
+                longer.push(0);
+                let mut lt = Vec::new();
+                crate::b64::encode_url_safe_into(&longer, &mut lt);
+                assert!(deserialize_url_safe_base64(&lt, None).is_none());
+                assert!(general(&lt).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn base64_fast_path_leaves_other_messages_to_the_general_path() {
+        // A named dimension, a typed value field after the content, a lying content length.
+        let t = Tensor::from_vec(&[300], (0..300).map(|v| v as f32).collect()).unwrap();
+        let mut proto = to_proto(&t);
+        proto.tensor_shape.as_mut().unwrap().dim[0].name = "x".into();
+        let named = proto.encode_to_vec();
+        let mut text = Vec::new();
+        crate::b64::encode_url_safe_into(&named, &mut text);
+        assert!(deserialize_url_safe_base64(&text, None).is_none());
+        assert!(general(&text).unwrap().bit_eq(&t));
+        let mut extra = serialize(&t);
+        extra.extend_from_slice(&[0x2d, 0, 0, 0x80, 0x3f]); // float_val: 1.0
+        text.clear();
+        crate::b64::encode_url_safe_into(&extra, &mut text);
+        assert!(deserialize_url_safe_base64(&text, None).is_none());
+        let mut lying = serialize(&t);
+        let n = lying.len();
+        assert_eq!(lying[n - 1200 - 2], 0xb0);
+        lying[n - 1200 - 2] = 0xb1; // content length 1200 -> 1201 (varint b0 09 -> b1 09)
+        text.clear();
+        crate::b64::encode_url_safe_into(&lying, &mut text);
+        assert!(deserialize_url_safe_base64(&text, None).is_none());
+        assert!(general(&text).is_none());
     }
 
     #[test]

@@ -74,6 +74,9 @@ fn is_bare(r: &mut Reader<'_>) -> Result<bool> {
 
 fn read_value(r: &mut Reader<'_>, slot: Slot<'_>) -> Result<Tensor> {
     let text = r.string()?;
+    if let Some(t) = tensor_proto::deserialize_url_safe_base64(text.as_bytes(), slot.dtype) {
+        return Ok(t);
+    }
     let bytes = b64::decode_any(text.as_bytes(), &|| slot.context.to_string())?;
     match slot.dtype {
         Some(dtype) => tensor_proto::deserialize_expecting(&bytes, dtype, slot.context),
