@@ -17,18 +17,24 @@
 //! 429 / RESOURCE_EXHAUSTED with `Retry-After`, so a client's backoff has something real to
 //! react to. Bad input is a 400 naming what was wrong. Shutdown finishes what is in flight.
 //!
-//! ```no_run
+//! ```
 //! use ee_runtime::{Layout, LocalModel};
 //! use ee_serve::{Node, ServeConfig};
 //!
 //! # async fn run() -> Result<(), ee_serve::Error> {
-//! let model = LocalModel::load("water.onnx", Layout::Nhwc)?;
-//! let config = ServeConfig { model_name: "water".into(), ..ServeConfig::default() };
+//! let model = LocalModel::load("../ee-model/demo/water.onnx", Layout::Nhwc)?;
+//! let config = ServeConfig {
+//!     model_name: "water".into(),
+//!     http: Some(([127, 0, 0, 1], 0).into()), // port 0: any free port
+//!     ..ServeConfig::default()
+//! };
 //! let node = Node::start(model, config).await?;
 //! println!("serving on {:?}", node.http_addr());
-//! let stats = node.run_until_signal().await?;
+//! // A server waits for SIGTERM or Ctrl-C: `node.run_until_signal().await?`.
+//! let stats = node.shutdown().await?;
 //! println!("{stats}");
 //! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
 //!
 //! Not here: TLS and authentication (put the node behind a proxy that does them), model
@@ -52,3 +58,8 @@ pub use error::{Error, Result};
 pub use hosted::{sniff as sniff_hosted_format, HostedFormat};
 pub use node::{shutdown_signal, Node};
 pub use signature::{Port, Signature};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
