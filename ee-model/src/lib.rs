@@ -6,15 +6,18 @@
 //! Vertex AI, TF Serving or KServe), crop or blend the answers and stream a masked,
 //! georeferenced GeoTIFF. Finished tiles are journaled so a killed job resumes.
 //!
-//! ```no_run
+//! ```
 //! use ee_model::{Model, ModelSpec, PredictOptions};
 //!
 //! # async fn run() -> Result<(), ee_model::Error> {
-//! let spec = ModelSpec::from_file("spec.json".as_ref())?;
+//! // A local ONNX model; hosted predictors (AI Platform, Vertex, TF Serving, KServe) likewise.
+//! let spec = ModelSpec::from_file("demo/water-spec.json".as_ref())?;
 //! let model = Model::new(spec)?;
-//! let report = model.predict_image(&["scene.tif".into()], "water.tif".as_ref(), &PredictOptions::default()).await?;
+//! let output = std::env::temp_dir().join("ee-model-doc-water.tif");
+//! let report = model.predict_image(&["demo/scene.tif".into()], &output, &PredictOptions::default()).await?;
 //! println!("{} tiles, bands {:?}", report.plan.tiles, report.bands);
 //! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
 
 #![deny(missing_docs)]
@@ -150,3 +153,8 @@ impl Model {
         properties::predict_properties(&self.spec, &self.runner, input, output, options).await
     }
 }
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
