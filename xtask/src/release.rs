@@ -11,21 +11,24 @@ use std::process::Command;
 
 use crate::setup::{run, Env};
 
-const USAGE: &str = "usage: cargo xtask release [--dry-run] [--allow-dirty] VERSION";
+const USAGE: &str = "usage: cargo xtask release [--dry-run] [--allow-dirty] [--no-verify] VERSION";
 
 /// `release` as parsed from the command line.
 struct Options {
     version: Version,
     dry_run: bool,
     allow_dirty: bool,
+    /// Package without building each package from its `.crate` (dry runs only).
+    no_verify: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
-    let (mut dry_run, mut allow_dirty, mut version) = (false, false, None);
+    let (mut dry_run, mut allow_dirty, mut no_verify, mut version) = (false, false, false, None);
     for arg in args {
         match arg.as_str() {
             "--dry-run" => dry_run = true,
             "--allow-dirty" => allow_dirty = true,
+            "--no-verify" => no_verify = true,
             a if a.starts_with('-') => return Err(format!("unknown flag {a:?}\n{USAGE}")),
             a if version.is_none() => version = Some(Version::parse(a)?),
             a => return Err(format!("unexpected argument {a:?}\n{USAGE}")),
@@ -36,6 +39,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         version,
         dry_run,
         allow_dirty,
+        no_verify,
     })
 }
 
@@ -148,6 +152,9 @@ pub fn release(args: &[String]) -> Result<(), String> {
             "--allow-dirty is only for --dry-run: a release is made from a clean tree".into(),
         );
     }
+    if opts.no_verify && !opts.dry_run {
+        return Err("--no-verify is only for --dry-run: a release verifies every package".into());
+    }
     let dirty = git_output(&root, &["status", "--porcelain"])?;
     if !dirty.trim().is_empty() {
         if opts.allow_dirty {
@@ -220,6 +227,9 @@ pub fn release(args: &[String]) -> Result<(), String> {
     // The tree was clean (or --allow-dirty was asked for): the bump and the changelog are the
     // changes cargo would otherwise refuse, and they are what is released.
     package.arg("--allow-dirty");
+    if opts.no_verify {
+        package.arg("--no-verify");
+    }
     run(&mut package, "cargo package")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -235,8 +245,9 @@ pub fn release(args: &[String]) -> Result<(), String> {
 
     if opts.dry_run {
         println!(
-            "xtask release --dry-run: {} crates packaged and verified at {version}; the tree is put back as it was, nothing committed or tagged",
-            order.len()
+            "xtask release --dry-run: {} crates packaged{} at {version}; the tree is put back as it was, nothing committed or tagged",
+            order.len(),
+            if opts.no_verify { " (not verified)" } else { " and verified" }
         );
         return Ok(());
     }
