@@ -37,7 +37,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Read the prediction back: a probability per pixel, mostly land with a river.
-    let stack = InputStack::open(&[report.output.clone()], &[], None, Resampling::Nearest)?;
+    let stack = InputStack::open(
+        std::slice::from_ref(&report.output),
+        &[],
+        None,
+        Resampling::Nearest,
+    )?;
     let size = stack.grid().size;
     let water = stack.read_window::<f32>(size.window(), f32::NAN)?;
     let values = water.values.index_axis(ndarray::Axis(0), 0);

@@ -74,9 +74,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Check: the imported raster is the mean of the input's bands at every pixel.
     let window = ee_tiling::RasterSize::new(out.size.width, out.size.height).window();
     let bands = stack.read_window::<f32>(window, 0.0)?.values;
-    let mean = InputStack::open(&[out.output.clone()], &[], None, Resampling::Nearest)?
-        .read_window::<f32>(window, 0.0)?
-        .values;
+    let mean = InputStack::open(
+        std::slice::from_ref(&out.output),
+        &[],
+        None,
+        Resampling::Nearest,
+    )?
+    .read_window::<f32>(window, 0.0)?
+    .values;
     let expected = bands.mean_axis(ndarray::Axis(0)).ok_or("no bands")?;
     let worst = expected
         .iter()
