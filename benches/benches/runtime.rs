@@ -58,13 +58,48 @@ fn mean_abs(rows: &[Instance]) -> f64 {
     sum / n.max(1) as f64
 }
 
+/// CPU time of the calling thread (Linux), in seconds.
+fn thread_cpu_seconds() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        #[repr(C)]
+        struct Timespec {
+            tv_sec: i64,
+            tv_nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
 fn main() {
+    // As the ee-model binary does at start-up; EE_BENCH_RUNTIME_MALLOC=default leaves glibc's
+    // malloc as it is, to measure what the tuning is worth.
+    if std::env::var("EE_BENCH_RUNTIME_MALLOC").as_deref() != Ok("default") {
+        ee_runtime::tune_allocator();
+    }
     let bench = std::env::args().any(|a| a == "--bench");
     let runs: usize = std::env::var("EE_BENCH_RUNTIME_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // EE_BENCH_RUNTIME_CLOCK=cpu times runs in this thread's CPU time instead of wall time
+    // (as onnxruntime_bench.py does with the same variable): steadier on a busy machine.
+    let cpu_clock = std::env::var("EE_BENCH_RUNTIME_CLOCK").as_deref() == Ok("cpu");
     // EE_BENCH_RUNTIME_ONLY=NAME runs one model (to profile it, e.g. under `perf record`).
     let only = std::env::var("EE_BENCH_RUNTIME_ONLY").ok();
     for (name, rel, shape) in CASES {
@@ -96,9 +131,12 @@ fn main() {
         }
         let mut times: Vec<f64> = (0..runs)
             .map(|_| {
-                let start = Instant::now();
+                let (start, cpu) = (Instant::now(), thread_cpu_seconds());
                 out = model.run(std::hint::black_box(&input)).expect("model runs");
-                start.elapsed().as_secs_f64()
+                match (cpu_clock, cpu, thread_cpu_seconds()) {
+                    (true, Some(a), Some(b)) => b - a,
+                    _ => start.elapsed().as_secs_f64(),
+                }
             })
             .collect();
         times.sort_by(|a, b| a.total_cmp(b));

@@ -54,6 +54,8 @@ async fn dispatch(verbose: u8, command: Command) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Model runs reuse their scratch memory instead of faulting it back in every time.
+    ee_runtime::tune_allocator();
     let cli = Cli::parse();
     // A serving node logs every request by default.
     let serving = matches!(cli.command, Command::Serve(_));

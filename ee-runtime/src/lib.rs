@@ -23,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,9 +31,16 @@ use std::sync::{Arc, Mutex};
 use ee_tensor_proto::{DataType, Instance, Tensor};
 use ndarray::ArrayD;
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, Symbol, TDim, TValue,
-    TypedModel, TypedRunnableModel,
+    DatumType, Framework, InferenceModelExt, IntoRunnable, Symbol, TDim, TValue, TypedModel,
+    TypedRunnableModel, TypedSimpleState,
 };
+
+mod alloc;
+mod io;
+#[cfg(test)]
+mod tests;
+
+pub use alloc::tune_allocator;
 
 /// What went wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +94,38 @@ impl std::str::FromStr for Layout {
     }
 }
 
-type Plan = Arc<TypedRunnableModel>;
+/// An optimised plan for one set of concrete input shapes, with the run states (tract's
+/// `SimpleState`: per-node state and value slots) of finished runs kept for the next ones.
+struct Plan {
+    runnable: Arc<TypedRunnableModel>,
+    idle: Mutex<Vec<TypedSimpleState>>,
+}
+
+impl Plan {
+    fn run(&self, inputs: Vec<TValue>) -> tract_onnx::prelude::TractResult<Vec<TValue>> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut state = match idle {
+            Some(s) => s,
+            None => self.runnable.spawn()?,
+        };
+        let outputs = state.run(inputs.into_iter().collect())?;
+        // Only a state whose run finished goes back: a failed one may hold half a turn.
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(state);
+        Ok(outputs.into_iter().collect())
+    }
+}
+
+/// Instances with at least this many elements (in their largest input) run one at a time
+/// through a plan for a batch of one rather than stacked into one batch: tract's fast
+/// convolutions (direct, or im2col done lazily inside the matrix product) only take a batch
+/// of one, a bigger batch falls back to materialising every patch, and a tile this size
+/// already makes matrix products wide enough. Smaller instances (pixels, small patches) are
+/// still stacked, where batching is what makes them fast. Splitting needs every input's
+/// batch axis free, as stacking does.
+const SPLIT_MIN_ELEMENTS: usize = 4096;
 
 /// One input or output of a model as its graph declares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,13 +151,19 @@ impl TensorInfo {
 /// A loaded ONNX model.
 pub struct LocalModel {
     path: PathBuf,
+    /// The graph as planned: the declared one, with an NHWC -> NCHW transpose of an input
+    /// (and NCHW -> NHWC of an output) taken out into the copies in and out.
     typed: TypedModel,
     layout: Layout,
     inputs: Vec<(String, DataType)>,
     outputs: Vec<String>,
     input_infos: Vec<TensorInfo>,
     output_infos: Vec<TensorInfo>,
-    plans: Mutex<HashMap<Vec<Vec<usize>>, Plan>>,
+    /// Per input: fed to tract NCHW (an NHWC model whose graph transposes it first).
+    feed_nchw: Vec<bool>,
+    /// Per output: comes out of tract NCHW (the graph's last transpose taken out).
+    take_nchw: Vec<bool>,
+    plans: Mutex<HashMap<Vec<Vec<usize>>, Arc<Plan>>>,
 }
 
 fn dtype_of(d: DatumType) -> Option<DataType> {
@@ -215,6 +260,13 @@ impl LocalModel {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut typed = typed;
+        let (feed_nchw, take_nchw) = match layout {
+            Layout::Nhwc => io::fold_layout_transposes(&mut typed)
+                .map_err(|e| fail(format!("cannot rewrite the graph's transposes: {e:#}")))?,
+            // The caller's NCHW model gets NCHW tensors; nothing to fold.
+            Layout::Nchw => (vec![false; inputs.len()], vec![false; outputs.len()]),
+        };
         Ok(LocalModel {
             path,
             typed,
@@ -223,6 +275,8 @@ impl LocalModel {
             outputs,
             input_infos,
             output_infos,
+            feed_nchw,
+            take_nchw,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -279,8 +333,8 @@ impl LocalModel {
         }
     }
 
-    /// The optimised plan for these concrete input shapes (model layout), cached.
-    fn plan(&self, shapes: &[Vec<usize>]) -> Result<Plan> {
+    /// The optimised plan for these concrete input shapes (as fed to tract), cached.
+    fn plan(&self, shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
         if let Some(p) = self
             .plans
             .lock()
@@ -296,7 +350,18 @@ impl LocalModel {
                 .input_fact(i)
                 .map_err(|e| self.fail(e.to_string()))?;
             let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            // Messages speak of the shapes the caller knows: NHWC where tract is fed NCHW.
+            let shown = |v: &[TDim], s: &[usize]| -> (Vec<TDim>, Vec<usize>) {
+                if self.feed_nchw[i] && v.len() == 4 && s.len() == 4 {
+                    let nhwc =
+                        |d: &[TDim]| vec![d[0].clone(), d[2].clone(), d[3].clone(), d[1].clone()];
+                    (nhwc(v), vec![s[0], s[2], s[3], s[1]])
+                } else {
+                    (v.to_vec(), s.to_vec())
+                }
+            };
             if dims.len() != shape.len() {
+                let (_, shape) = shown(&dims, shape);
                 return Err(self.bad_input(format!(
                     "input {:?} has rank {} but a tensor of shape {shape:?} was given",
                     self.inputs[i].0,
@@ -306,10 +371,11 @@ impl LocalModel {
             for (d, &n) in dims.iter().zip(shape) {
                 match d {
                     TDim::Val(v) if *v as usize != n => {
+                        let (dims, shape) = shown(&dims, shape);
                         return Err(self.bad_input(format!(
                         "input {:?} has fixed shape {:?} but a tensor of shape {shape:?} was given",
                         self.inputs[i].0, dims
-                    )))
+                    )));
                     }
                     TDim::Sym(s) => {
                         if let Some(prev) = subs.insert(s.clone(), TDim::Val(n as i64)) {
@@ -324,7 +390,7 @@ impl LocalModel {
                 }
             }
         }
-        let plan = self
+        let runnable = self
             .typed
             .set_symbols(&subs)
             .and_then(|m| m.into_optimized())
@@ -332,6 +398,10 @@ impl LocalModel {
             .map_err(|e| {
                 self.bad_input(format!("cannot plan for input shapes {shapes:?}: {e:#}"))
             })?;
+        let plan = Arc::new(Plan {
+            runnable,
+            idle: Mutex::new(Vec::new()),
+        });
         self.plans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -342,56 +412,102 @@ impl LocalModel {
     /// Runs a batch: instances' tensors (NHWC, without the batch axis) are matched to model
     /// inputs by name (a single input takes the single tensor whatever its name), converted to
     /// the model's input types, stacked, run, and split back; outputs are named by the model.
+    /// Large instances of a model with a free batch axis run one at a time (see
+    /// `SPLIT_MIN_ELEMENTS`); the answers are the same.
     pub fn run(&self, batch: &[Instance]) -> Result<Vec<Instance>> {
         if batch.is_empty() {
             return Err(self.bad_input("empty batch".into()));
         }
-        let mut values: Vec<TValue> = Vec::new();
-        let mut shapes = Vec::new();
+        // Per model input, the instances' tensors in the model's type (borrowed when they
+        // have it already).
+        let mut picked: Vec<Vec<Cow<'_, Tensor>>> = Vec::with_capacity(self.inputs.len());
         for (name, dtype) in &self.inputs {
-            let pick = |inst: &Instance| -> Result<Tensor> {
-                let t = if self.inputs.len() == 1 && inst.len() == 1 {
-                    inst.iter().next().map(|(_, t)| t.clone())
-                } else {
-                    inst.get(name).cloned()
-                };
-                let t = t.ok_or_else(|| {
-                    self.bad_input(format!(
-                        "the model's input {name:?} has no band of that name (bands sent: {})",
-                        inst.names().collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-                convert(&t, *dtype).map_err(|m| self.bad_input(format!("input {name:?}: {m}")))
-            };
-            let parts = batch.iter().map(pick).collect::<Result<Vec<_>>>()?;
-            let stacked = Tensor::stack(&parts.iter().collect::<Vec<_>>())
-                .map_err(|e| self.bad_input(format!("input {name:?}: {e}")))?;
-            let stacked = if self.layout == Layout::Nchw && stacked.shape().len() == 4 {
-                stacked.permute(&[0, 3, 1, 2])?
-            } else {
-                stacked
-            };
-            shapes.push(stacked.shape().to_vec());
-            values.push(to_tract(stacked).map_err(|m| self.bad_input(m))?);
+            let parts = batch
+                .iter()
+                .map(|inst| self.pick(inst, name, *dtype))
+                .collect::<Result<Vec<_>>>()?;
+            let first = &parts[0];
+            for (i, p) in parts.iter().enumerate() {
+                if p.shape() != first.shape() {
+                    return Err(self.bad_input(format!(
+                        "input {name:?}: instance {i} is {} {:?}, instance 0 is {} {:?}: a batch needs one dtype and shape",
+                        p.dtype(),
+                        p.shape(),
+                        first.dtype(),
+                        first.shape()
+                    )));
+                }
+            }
+            picked.push(parts);
+        }
+        let largest = picked.iter().map(|p| p[0].len()).max().unwrap_or(0);
+        let chunk = if batch.len() > 1 && largest >= SPLIT_MIN_ELEMENTS && self.batchable() {
+            1
+        } else {
+            batch.len()
+        };
+        let mut rows = Vec::with_capacity(batch.len());
+        for start in (0..batch.len()).step_by(chunk) {
+            let end = (start + chunk).min(batch.len());
+            rows.extend(self.run_stacked(&picked, start..end)?);
+        }
+        Ok(rows)
+    }
+
+    /// The instance's tensor for the model input `name`, in the input's type (borrowed when
+    /// it has it already).
+    fn pick<'a>(&self, inst: &'a Instance, name: &str, dtype: DataType) -> Result<Cow<'a, Tensor>> {
+        let t = if self.inputs.len() == 1 && inst.len() == 1 {
+            inst.iter().next().map(|(_, t)| t)
+        } else {
+            inst.get(name)
+        };
+        let t = t.ok_or_else(|| {
+            self.bad_input(format!(
+                "the model's input {name:?} has no band of that name (bands sent: {})",
+                inst.names().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if t.dtype() == dtype {
+            return Ok(Cow::Borrowed(t));
+        }
+        convert(t, dtype)
+            .map(Cow::Owned)
+            .map_err(|m| self.bad_input(format!("input {name:?}: {m}")))
+    }
+
+    /// Stacks instances `range` of the picked inputs, runs them in one go, splits the answer.
+    fn run_stacked(
+        &self,
+        picked: &[Vec<Cow<'_, Tensor>>],
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<Instance>> {
+        let count = range.len();
+        let mut values: Vec<TValue> = Vec::with_capacity(picked.len());
+        let mut shapes = Vec::with_capacity(picked.len());
+        for (i, parts) in picked.iter().enumerate() {
+            let parts: Vec<&Tensor> = parts[range.clone()].iter().map(|c| c.as_ref()).collect();
+            let rank = parts[0].shape().len();
+            let nchw = self.feed_nchw[i] || (self.layout == Layout::Nchw && rank == 3);
+            let value = io::stack(&parts, nchw)
+                .map_err(|m| self.bad_input(format!("input {:?}: {m}", self.inputs[i].0)))?;
+            shapes.push(value.shape().to_vec());
+            values.push(value);
         }
         let plan = self.plan(&shapes)?;
         let outputs = plan
-            .run(values.into_iter().collect())
+            .run(values)
             .map_err(|e| self.fail(format!("running on shapes {shapes:?}: {e:#}")))?;
-        let mut rows = vec![Instance::new(); batch.len()];
-        for (name, value) in self.outputs.iter().zip(outputs) {
-            let t = from_tract(&value).map_err(|m| self.fail(format!("output {name:?}: {m}")))?;
-            let t = if self.layout == Layout::Nchw && t.shape().len() == 4 {
-                t.permute(&[0, 2, 3, 1])?
-            } else {
-                t
-            };
-            let parts = t.unstack()?;
-            if parts.len() != batch.len() {
+        let mut rows = vec![Instance::new(); count];
+        for (j, (name, value)) in self.outputs.iter().zip(outputs).enumerate() {
+            let nchw = self.take_nchw[j] || (self.layout == Layout::Nchw && value.rank() == 4);
+            let parts = io::unstack(&value, nchw)
+                .map_err(|m| self.fail(format!("output {name:?}: {m}")))?;
+            if parts.len() != count {
                 return Err(self.fail(format!(
                     "output {name:?} has batch size {} for {} instances",
                     parts.len(),
-                    batch.len()
+                    count
                 )));
             }
             for (row, p) in rows.iter_mut().zip(parts) {
@@ -454,52 +570,6 @@ pub fn from_f64(a: &ArrayD<f64>, dtype: DataType) -> Option<Tensor> {
         DataType::Uint64 => Tensor::U64(a.mapv(|v| v as u64)),
         DataType::Bool => Tensor::Bool(a.mapv(|v| v != 0.0)),
         DataType::String => return None,
-    })
-}
-
-fn to_tract(t: Tensor) -> std::result::Result<TValue, String> {
-    use tract_onnx::prelude::Tensor as TT;
-    let tt: TT = match t {
-        Tensor::F32(a) => a.into(),
-        Tensor::F64(a) => a.into(),
-        Tensor::F16(a) => a.into(),
-        Tensor::I8(a) => a.into(),
-        Tensor::I16(a) => a.into(),
-        Tensor::I32(a) => a.into(),
-        Tensor::I64(a) => a.into(),
-        Tensor::U8(a) => a.into(),
-        Tensor::U16(a) => a.into(),
-        Tensor::U32(a) => a.into(),
-        Tensor::U64(a) => a.into(),
-        Tensor::Bool(a) => a.into(),
-        Tensor::String(_) => return Err("string tensors cannot be fed to a local model".into()),
-    };
-    Ok(tt.into_tvalue())
-}
-
-fn from_tract(v: &TValue) -> std::result::Result<Tensor, String> {
-    macro_rules! take {
-        ($t:ty) => {
-            v.to_plain_array_view::<$t>()
-                .map_err(|e| e.to_string())?
-                .to_owned()
-                .into()
-        };
-    }
-    Ok(match v.datum_type() {
-        DatumType::F32 => take!(f32),
-        DatumType::F64 => take!(f64),
-        DatumType::F16 => take!(half::f16),
-        DatumType::I8 => take!(i8),
-        DatumType::I16 => take!(i16),
-        DatumType::I32 => take!(i32),
-        DatumType::I64 => take!(i64),
-        DatumType::U8 => take!(u8),
-        DatumType::U16 => take!(u16),
-        DatumType::U32 => take!(u32),
-        DatumType::U64 => take!(u64),
-        DatumType::Bool => take!(bool),
-        other => return Err(format!("unsupported output type {other:?}")),
     })
 }
 

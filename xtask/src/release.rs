@@ -316,18 +316,27 @@ fn today(root: &Path) -> Result<String, String> {
 
 /// The `[workspace.package]` version of the root manifest.
 fn workspace_version(manifest: &str) -> Result<String, String> {
-    let mut section = "";
+    manifest_value(manifest, "[workspace.package]", "version")
+        .ok_or_else(|| "the root Cargo.toml has no [workspace.package] version".into())
+}
+
+/// The string value of `key` in `section` of a manifest (`key = "value"` lines only).
+fn manifest_value(manifest: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = "";
     for line in manifest.lines() {
         let t = line.trim();
         if t.starts_with('[') {
-            section = t;
-        } else if section == "[workspace.package]" {
-            if let Some(v) = t.strip_prefix("version = ") {
-                return Ok(v.trim_matches('"').to_string());
+            current = t;
+        } else if current == section {
+            let value = t
+                .strip_prefix(key)
+                .and_then(|r| r.trim_start().strip_prefix('='));
+            if let Some(v) = value {
+                return Some(v.trim().trim_matches('"').to_string());
             }
         }
     }
-    Err("the root Cargo.toml has no [workspace.package] version".into())
+    None
 }
 
 /// The root manifest with `[workspace.package] version` and the `version` of every path
@@ -477,18 +486,7 @@ fn workspace_members(manifest: &str) -> Vec<String> {
 
 /// The `[package] name` of a manifest.
 fn package_name(manifest: &str) -> Option<String> {
-    let mut section = "";
-    for line in manifest.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            section = t;
-        } else if section == "[package]" {
-            if let Some(v) = t.strip_prefix("name = ") {
-                return Some(v.trim_matches('"').to_string());
-            }
-        }
-    }
-    None
+    manifest_value(manifest, "[package]", "name")
 }
 
 #[cfg(test)]
