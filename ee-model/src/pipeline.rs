@@ -793,13 +793,18 @@ pub(crate) async fn predict_image(
     let (per_request, tile_bytes) = match runner {
         Runner::Local { batch, .. } => (*batch, 0u64),
         Runner::Remote(client) => {
-            let probe: Vec<Instance> = vec![sample.instance.clone(); 64];
-            let labels: Vec<String> = (0..64).map(|_| sample.tile.index.to_string()).collect();
-            let ranges = client.plan(&probe, &labels)?;
-            (
-                ranges.first().map(|r| r.len()).unwrap_or(1).max(1),
-                client.encoded_size(&probe[..1])? as u64,
-            )
+            // The first tile alone (an error names it if it cannot fit), then as many tiles
+            // of its size as the client's planner would put in one request, at most 64.
+            let one = std::slice::from_ref(&sample.instance);
+            client.plan(one, &[sample.tile.index.to_string()])?;
+            let alone = client.encoded_size(one)?;
+            let config = client.config();
+            let scaled = |bytes: usize| (bytes as f64 * config.output_multiplier).ceil() as usize;
+            let per_request = (2..=64usize)
+                .take_while(|&k| scaled(alone.saturating_mul(k)) <= config.max_payload_bytes)
+                .last()
+                .unwrap_or(1);
+            (per_request, alone as u64)
         }
     };
     let plan = JobPlan {

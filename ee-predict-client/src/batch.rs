@@ -1,5 +1,5 @@
-//! Packing instances into requests under the payload budget. Sizes are measured on the
-//! actual encoded bodies; the expected answer size (request size x `output_multiplier`) must
+//! Packing instances into requests under the payload budget. Sizes are those of the
+//! actual encoded bodies (computed without encoding where the format allows); the expected answer size (request size x `output_multiplier`) must
 //! fit the budget too. A single instance above the budget is an error before anything is
 //! sent, naming its size and the budget and suggesting a tile size that would fit.
 
@@ -29,7 +29,7 @@ pub fn plan_batches(
     let mut start = 0;
     let mut total = 0usize;
     for (i, inst) in instances.iter().enumerate() {
-        let alone = transport.prepare(std::slice::from_ref(inst))?.size;
+        let alone = transport.encoded_size(std::slice::from_ref(inst))?;
         if scaled(alone) > budget {
             return Err(Error::TileTooLarge {
                 tile: labels.get(i).cloned().unwrap_or_else(|| format!("#{i}")),

@@ -161,7 +161,7 @@ impl PredictClient {
 
     /// Bytes of the encoded request for `batch` (the actual body, as it would be sent).
     pub fn encoded_size(&self, batch: &[Instance]) -> Result<usize> {
-        Ok(self.transport.prepare(batch)?.size)
+        self.transport.encoded_size(batch)
     }
 
     /// The counters so far.

@@ -254,6 +254,14 @@ impl Transport for HttpTransport {
         })
     }
 
+    fn encoded_size(&self, batch: &[Instance]) -> Result<usize> {
+        match self.format {
+            // Exact, from the tensors' sizes: no base64 of megabytes to count its bytes.
+            PayloadFormat::SerializedTfTensors => Ok(serialized_tf_tensors::request_len(batch)),
+            _ => Ok(self.prepare(batch)?.size),
+        }
+    }
+
     fn send<'a>(
         &'a self,
         request: &'a Prepared,

@@ -126,6 +126,11 @@ impl std::fmt::Display for Failure {
 pub trait Transport: Send + Sync {
     /// Encodes a batch once.
     fn prepare(&self, batch: &[Instance]) -> crate::Result<Prepared>;
+    /// The byte size [`Transport::prepare`] gives `batch`; transports that can compute it
+    /// without encoding (request planning sizes many tiles) override this.
+    fn encoded_size(&self, batch: &[Instance]) -> crate::Result<usize> {
+        Ok(self.prepare(batch)?.size)
+    }
     /// One attempt, with a deadline and an optional bearer token.
     fn send<'a>(
         &'a self,

@@ -68,6 +68,27 @@ pub fn encoded_len(instances: &[Instance]) -> usize {
     rows + 20
 }
 
+/// The exact byte length [`encode_request`] writes for `instances`, computed from the
+/// tensors' serialized sizes without encoding anything.
+pub fn request_len(instances: &[Instance]) -> usize {
+    let mut name = Vec::new();
+    let rows = instances.iter().fold(0usize, |sum, row| {
+        let entries = row.iter().fold(0usize, |sum, (n, t)| {
+            name.clear();
+            crate::json::write_str(&mut name, n);
+            let proto = tensor_proto::serialized_len(t);
+            let text = base64::encoded_len(proto, false).unwrap_or(usize::MAX);
+            // "name":"<base64>"
+            sum.saturating_add(name.len() + 1 + 2).saturating_add(text)
+        });
+        // {entries, comma-separated}
+        sum.saturating_add(2 + row.len().saturating_sub(1))
+            .saturating_add(entries)
+    });
+    // {"instances":[rows, comma-separated]}
+    rows.saturating_add("{\"instances\":[]}".len() + instances.len().saturating_sub(1))
+}
+
 fn is_bare(r: &mut Reader<'_>) -> Result<bool> {
     Ok(r.peek()? == b'"')
 }
@@ -135,6 +156,31 @@ mod tests {
         assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'));
         let back = decode_request(&body, &[]).unwrap();
         assert_eq!(back, instances);
+    }
+
+    #[test]
+    fn request_len_is_exact() {
+        let strings = Tensor::from_strings(&[2], vec![b"ab".to_vec(), vec![0xff; 300]]).unwrap();
+        let big = Tensor::from_vec(&[30, 40, 3], vec![1.5f64; 3600]).unwrap();
+        let cases = vec![
+            vec![],
+            vec![Instance::new()],
+            vec![Instance::new().with("B1", tile(0.0))],
+            vec![
+                Instance::new()
+                    .with("B1", tile(0.0))
+                    .with("é \"q\"\n", big.clone()),
+                Instance::new()
+                    .with("B1", strings)
+                    .with("x", Tensor::zeros(DataType::Int8, &[0])),
+                Instance::new().with("", Tensor::zeros(DataType::Bool, &[])),
+            ],
+        ];
+        for rows in cases {
+            let mut body = Vec::new();
+            encode_request(&rows, &mut body).unwrap();
+            assert_eq!(request_len(&rows), body.len(), "{rows:?}");
+        }
     }
 
     #[test]
