@@ -409,7 +409,10 @@ impl Tensor {
                 let mut flat = Vec::with_capacity(first.len() * parts.len());
                 for p in parts {
                     if let Tensor::$variant(a) = p {
-                        flat.extend(a.iter().cloned());
+                        match a.as_slice() {
+                            Some(s) => flat.extend_from_slice(s),
+                            None => flat.extend(a.iter().cloned()),
+                        }
                     }
                 }
                 Tensor::$variant(

@@ -3,7 +3,8 @@
 //! Answers are accumulated (value x weight, and the weight) into a rolling window of output
 //! rows; when every tile that can touch a row has arrived, the row is finished and handed on
 //! as part of a [`Block`], so memory is bounded by the rows in flight, not by the raster.
-//! Accumulation runs in parallel over output rows with rayon (disjoint rows, no locks).
+//! Accumulation runs in parallel over output rows with rayon (disjoint rows, no locks) when
+//! the work is large enough to pay for it.
 //!
 //! `Crop` mode (Earth Engine's) keeps only each answer's core, so every output pixel gets
 //! exactly one value with weight one; `Blend` keeps the scaled margins and weighs them with
@@ -18,6 +19,11 @@ use rayon::prelude::*;
 
 use crate::blend::axis_profile;
 use crate::{Error, Margins, RasterSize, Result, Tile, TileGrid, Window};
+
+/// Values below which accumulating or finishing rows runs on the calling thread: for a tile
+/// or a block of a few MB, waking the pool costs more CPU than the copy it shares out (and a
+/// small machine's other core has the reader, the network and the server to run).
+const PARALLEL_MIN_VALUES: usize = 1 << 21;
 
 /// How overlapping answers merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -243,13 +249,16 @@ impl Assembler {
         }
         let first = self.first_row;
         let mode = self.mode;
-        self.rows
-            .make_contiguous()
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(i, row)| {
-                accumulate_row(row, (first + i) as i64, &placed, width, planes, mode)
-            });
+        let work: usize = placed.iter().map(|p| p.values.len()).sum();
+        let rows = self.rows.make_contiguous();
+        let accumulate = |(i, row): (usize, &mut Row)| {
+            accumulate_row(row, (first + i) as i64, &placed, width, planes, mode)
+        };
+        if work >= PARALLEL_MIN_VALUES {
+            rows.par_iter_mut().enumerate().for_each(accumulate);
+        } else {
+            rows.iter_mut().enumerate().for_each(accumulate);
+        }
         for p in &placed {
             let t = p.answer.tile;
             self.seen[t.number] = true;
@@ -294,14 +303,24 @@ impl Assembler {
         let mut values = vec![0.0f64; n * width * planes];
         let mut valid = vec![false; n * width];
         let (first, mode) = (self.first_row, self.mode);
-        values
-            .par_chunks_mut(width * planes)
-            .zip(valid.par_chunks_mut(width))
-            .zip(rows.par_iter())
-            .enumerate()
-            .try_for_each(|(i, ((out, ok), row))| {
-                finish_row(row, out, ok, planes, mode, first + i)
-            })?;
+        let finish = |(i, ((out, ok), row)): (usize, ((&mut [f64], &mut [bool]), &Row))| {
+            finish_row(row, out, ok, planes, mode, first + i)
+        };
+        if values.len() >= PARALLEL_MIN_VALUES {
+            values
+                .par_chunks_mut(width * planes)
+                .zip(valid.par_chunks_mut(width))
+                .zip(rows.par_iter())
+                .enumerate()
+                .try_for_each(finish)?;
+        } else {
+            values
+                .chunks_mut(width * planes)
+                .zip(valid.chunks_mut(width))
+                .zip(rows.iter())
+                .enumerate()
+                .try_for_each(finish)?;
+        }
         let values = Array3::from_shape_vec((n, width, planes), values).expect("sized above");
         let valid = Array2::from_shape_vec((n, width), valid).expect("sized above");
         let block = Block {
