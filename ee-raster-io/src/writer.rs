@@ -240,19 +240,18 @@ impl GeoTiffWriter {
     }
 
     fn write_as<T: GdalType + Copy + FromF64>(&mut self, block: &Block) -> Result<()> {
-        let (rows, cols, _) = block.values.dim();
+        let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
+        // Both arrays are walked in logical (row-major) order: slices when contiguous.
         for (k, _) in self.bands.iter().enumerate() {
-            let mut data = Vec::with_capacity(rows * cols);
-            for r in 0..rows {
-                for c in 0..cols {
-                    data.push(if block.valid[[r, c]] {
-                        T::from_f64(block.values[[r, c, k]])
-                    } else {
-                        nodata
-                    });
-                }
-            }
+            let data: Vec<T> = block
+                .values
+                .iter()
+                .skip(k)
+                .step_by(planes.max(1))
+                .zip(block.valid.iter())
+                .map(|(&v, &ok)| if ok { T::from_f64(v) } else { nodata })
+                .collect();
             let mut band = self
                 .dataset
                 .rasterband(k + 1)
