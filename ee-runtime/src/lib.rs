@@ -99,6 +99,10 @@ impl std::str::FromStr for Layout {
 struct Plan {
     runnable: Arc<TypedRunnableModel>,
     idle: Mutex<Vec<TypedSimpleState>>,
+    /// Per input: fed NCHW (planned from the graph with its first transpose folded out).
+    feed_nchw: Vec<bool>,
+    /// Per output: comes out NCHW (the graph's last transpose folded out).
+    take_nchw: Vec<bool>,
 }
 
 impl Plan {
@@ -151,18 +155,17 @@ impl TensorInfo {
 /// A loaded ONNX model.
 pub struct LocalModel {
     path: PathBuf,
-    /// The graph as planned: the declared one, with an NHWC -> NCHW transpose of an input
-    /// (and NCHW -> NHWC of an output) taken out into the copies in and out.
+    /// The declared graph.
     typed: TypedModel,
+    /// The graph with an NHWC -> NCHW transpose of an input (and NCHW -> NHWC of an output)
+    /// folded into the copies in and out, where the graph has such transposes, with which
+    /// inputs are then fed NCHW and which outputs come out NCHW.
+    folded: Option<(TypedModel, Vec<bool>, Vec<bool>)>,
     layout: Layout,
     inputs: Vec<(String, DataType)>,
     outputs: Vec<String>,
     input_infos: Vec<TensorInfo>,
     output_infos: Vec<TensorInfo>,
-    /// Per input: fed to tract NCHW (an NHWC model whose graph transposes it first).
-    feed_nchw: Vec<bool>,
-    /// Per output: comes out of tract NCHW (the graph's last transpose taken out).
-    take_nchw: Vec<bool>,
     plans: Mutex<HashMap<Vec<Vec<usize>>, Arc<Plan>>>,
 }
 
@@ -260,23 +263,25 @@ impl LocalModel {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut typed = typed;
-        let (feed_nchw, take_nchw) = match layout {
-            Layout::Nhwc => io::fold_layout_transposes(&mut typed)
-                .map_err(|e| fail(format!("cannot rewrite the graph's transposes: {e:#}")))?,
-            // The caller's NCHW model gets NCHW tensors; nothing to fold.
-            Layout::Nchw => (vec![false; inputs.len()], vec![false; outputs.len()]),
+        // The caller's NCHW model gets NCHW tensors already; nothing to fold there.
+        let folded = match layout {
+            Layout::Nhwc => {
+                let mut folded = typed.clone();
+                let (feed, take) = io::fold_layout_transposes(&mut folded)
+                    .map_err(|e| fail(format!("cannot fold the graph's transposes: {e:#}")))?;
+                feed.contains(&true).then_some((folded, feed, take))
+            }
+            Layout::Nchw => None,
         };
         Ok(LocalModel {
             path,
             typed,
+            folded,
             layout,
             inputs,
             outputs,
             input_infos,
             output_infos,
-            feed_nchw,
-            take_nchw,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -350,18 +355,7 @@ impl LocalModel {
                 .input_fact(i)
                 .map_err(|e| self.fail(e.to_string()))?;
             let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
-            // Messages speak of the shapes the caller knows: NHWC where tract is fed NCHW.
-            let shown = |v: &[TDim], s: &[usize]| -> (Vec<TDim>, Vec<usize>) {
-                if self.feed_nchw[i] && v.len() == 4 && s.len() == 4 {
-                    let nhwc =
-                        |d: &[TDim]| vec![d[0].clone(), d[2].clone(), d[3].clone(), d[1].clone()];
-                    (nhwc(v), vec![s[0], s[2], s[3], s[1]])
-                } else {
-                    (v.to_vec(), s.to_vec())
-                }
-            };
             if dims.len() != shape.len() {
-                let (_, shape) = shown(&dims, shape);
                 return Err(self.bad_input(format!(
                     "input {:?} has rank {} but a tensor of shape {shape:?} was given",
                     self.inputs[i].0,
@@ -371,7 +365,6 @@ impl LocalModel {
             for (d, &n) in dims.iter().zip(shape) {
                 match d {
                     TDim::Val(v) if *v as usize != n => {
-                        let (dims, shape) = shown(&dims, shape);
                         return Err(self.bad_input(format!(
                         "input {:?} has fixed shape {:?} but a tensor of shape {shape:?} was given",
                         self.inputs[i].0, dims
@@ -390,18 +383,47 @@ impl LocalModel {
                 }
             }
         }
-        let runnable = self
-            .typed
-            .set_symbols(&subs)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| {
-                self.bad_input(format!("cannot plan for input shapes {shapes:?}: {e:#}"))
-            })?;
-        let plan = Arc::new(Plan {
-            runnable,
-            idle: Mutex::new(Vec::new()),
-        });
+        let optimize = |typed: &TypedModel| {
+            typed
+                .set_symbols(&subs)
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+                .map_err(|e| {
+                    self.bad_input(format!("cannot plan for input shapes {shapes:?}: {e:#}"))
+                })
+        };
+        let plan = |runnable, feed_nchw: &[bool], take_nchw: &[bool]| {
+            Arc::new(Plan {
+                runnable,
+                idle: Mutex::new(Vec::new()),
+                feed_nchw: feed_nchw.to_vec(),
+                take_nchw: take_nchw.to_vec(),
+            })
+        };
+        // The folded graph keeps its convolutions NCHW, where tract has a direct
+        // convolution for them (a wide enough output row, few enough inputs per output
+        // point); short of one, the declared graph plans faster (tract turns its convs NHWC
+        // and gathers patches along contiguous channels) and needs no transposes here.
+        let mut chosen = None;
+        if let Some((folded, feed, take)) = &self.folded {
+            let runnable = optimize(folded)?;
+            let direct = runnable
+                .model()
+                .nodes()
+                .iter()
+                .any(|n| n.op.name() == "DirectSpatialConv");
+            if direct {
+                chosen = Some(plan(runnable, feed, take));
+            }
+        }
+        let plan = match chosen {
+            Some(p) => p,
+            None => plan(
+                optimize(&self.typed)?,
+                &vec![false; self.inputs.len()],
+                &vec![false; self.outputs.len()],
+            ),
+        };
         self.plans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -483,24 +505,36 @@ impl LocalModel {
         range: std::ops::Range<usize>,
     ) -> Result<Vec<Instance>> {
         let count = range.len();
+        // Shapes as the declared graph takes them (NCHW for the caller's NCHW model).
+        let shapes: Vec<Vec<usize>> = picked
+            .iter()
+            .map(|parts| {
+                let inner = parts[0].shape();
+                let mut shape = vec![count];
+                if self.layout == Layout::Nchw && inner.len() == 3 {
+                    shape.extend([inner[2], inner[0], inner[1]]);
+                } else {
+                    shape.extend_from_slice(inner);
+                }
+                shape
+            })
+            .collect();
+        let plan = self.plan(&shapes)?;
         let mut values: Vec<TValue> = Vec::with_capacity(picked.len());
-        let mut shapes = Vec::with_capacity(picked.len());
         for (i, parts) in picked.iter().enumerate() {
             let parts: Vec<&Tensor> = parts[range.clone()].iter().map(|c| c.as_ref()).collect();
             let rank = parts[0].shape().len();
-            let nchw = self.feed_nchw[i] || (self.layout == Layout::Nchw && rank == 3);
+            let nchw = plan.feed_nchw[i] || (self.layout == Layout::Nchw && rank == 3);
             let value = io::stack(&parts, nchw)
                 .map_err(|m| self.bad_input(format!("input {:?}: {m}", self.inputs[i].0)))?;
-            shapes.push(value.shape().to_vec());
             values.push(value);
         }
-        let plan = self.plan(&shapes)?;
         let outputs = plan
             .run(values)
             .map_err(|e| self.fail(format!("running on shapes {shapes:?}: {e:#}")))?;
         let mut rows = vec![Instance::new(); count];
         for (j, (name, value)) in self.outputs.iter().zip(outputs).enumerate() {
-            let nchw = self.take_nchw[j] || (self.layout == Layout::Nchw && value.rank() == 4);
+            let nchw = plan.take_nchw[j] || (self.layout == Layout::Nchw && value.rank() == 4);
             let parts = io::unstack(&value, nchw)
                 .map_err(|m| self.fail(format!("output {name:?}: {m}")))?;
             if parts.len() != count {
