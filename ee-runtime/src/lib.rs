@@ -404,16 +404,18 @@ impl LocalModel {
         // convolution for them (a wide enough output row, few enough inputs per output
         // point); short of one, the declared graph plans faster (tract turns its convs NHWC
         // and gathers patches along contiguous channels) and needs no transposes here.
+        // A folded graph tract cannot plan is no reason to fail: the declared one decides.
         let mut chosen = None;
         if let Some((folded, feed, take)) = &self.folded {
-            let runnable = optimize(folded)?;
-            let direct = runnable
-                .model()
-                .nodes()
-                .iter()
-                .any(|n| n.op.name() == "DirectSpatialConv");
-            if direct {
-                chosen = Some(plan(runnable, feed, take));
+            if let Ok(runnable) = optimize(folded) {
+                let direct = runnable
+                    .model()
+                    .nodes()
+                    .iter()
+                    .any(|n| n.op.name() == "DirectSpatialConv");
+                if direct {
+                    chosen = Some(plan(runnable, feed, take));
+                }
             }
         }
         let plan = match chosen {
