@@ -108,21 +108,29 @@ fn encode(answer: &TileAnswer) -> Vec<u8> {
     out.push(mask);
     match width {
         CONSTANT => out.extend_from_slice(&first.to_le_bytes()),
-        4 => {
-            for &v in answer.values.iter() {
-                out.extend_from_slice(&(v as f32).to_le_bytes());
-            }
-        }
-        _ => {
-            for &v in answer.values.iter() {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
+        4 => put_values(&mut out, answer, 4, |v, dst| {
+            dst.copy_from_slice(&(v as f32).to_le_bytes())
+        }),
+        _ => put_values(&mut out, answer, 8, |v, dst| {
+            dst.copy_from_slice(&v.to_le_bytes())
+        }),
     }
     if mask == MASK_EXPLICIT {
         out.extend(answer.valid.iter().map(|&b| b as u8));
     }
     out
+}
+
+/// Appends every value of `answer` (row-major) as `width` bytes written by `put`: the buffer
+/// is grown once and filled in place, which the compiler turns into a tight loop.
+fn put_values(out: &mut Vec<u8>, answer: &TileAnswer, width: usize, put: impl Fn(f64, &mut [u8])) {
+    let start = out.len();
+    out.resize(start + answer.values.len() * width, 0);
+    let dst = out[start..].chunks_exact_mut(width);
+    match answer.values.as_slice() {
+        Some(values) => dst.zip(values).for_each(|(d, &v)| put(v, d)),
+        None => dst.zip(answer.values.iter()).for_each(|(d, &v)| put(v, d)),
+    }
 }
 
 fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {

@@ -243,15 +243,23 @@ impl GeoTiffWriter {
         let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
         // Both arrays are walked in logical (row-major) order: slices when contiguous.
+        let pick = |v: f64, ok: bool| if ok { T::from_f64(v) } else { nodata };
         for (k, _) in self.bands.iter().enumerate() {
-            let data: Vec<T> = block
-                .values
-                .iter()
-                .skip(k)
-                .step_by(planes.max(1))
-                .zip(block.valid.iter())
-                .map(|(&v, &ok)| if ok { T::from_f64(v) } else { nodata })
-                .collect();
+            let data: Vec<T> = match (block.values.as_slice(), block.valid.as_slice()) {
+                (Some(values), Some(valid)) => values
+                    .chunks_exact(planes.max(1))
+                    .zip(valid)
+                    .map(|(px, &ok)| pick(px[k], ok))
+                    .collect(),
+                _ => block
+                    .values
+                    .iter()
+                    .skip(k)
+                    .step_by(planes.max(1))
+                    .zip(block.valid.iter())
+                    .map(|(&v, &ok)| pick(v, ok))
+                    .collect(),
+            };
             let mut band = self
                 .dataset
                 .rasterband(k + 1)
