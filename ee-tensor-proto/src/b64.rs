@@ -65,7 +65,7 @@ pub fn decode_any_into(text: &[u8], out: &mut Vec<u8>, context: &dyn Fn() -> Str
 /// not its decoded size: callers use this for the fast path only and take the general one,
 /// which reports errors, otherwise.
 pub(crate) fn decode_url_safe_groups(text: &[u8], out: &mut [u8]) -> Option<()> {
-    if text.len() % 4 != 0 || text.len() / 4 * 3 != out.len() {
+    if !text.len().is_multiple_of(4) || text.len() / 4 * 3 != out.len() {
         return None;
     }
     match URL_SAFE.decode_slice(text, out) {

@@ -57,7 +57,7 @@ fn plain_ascii_run(bytes: &[u8]) -> usize {
     }
     n + bytes[n..]
         .iter()
-        .take_while(|&&b| b >= 0x20 && b < 0x80 && b != b'"' && b != b'\\')
+        .take_while(|&&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
         .count()
 }
 

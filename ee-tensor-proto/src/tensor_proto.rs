@@ -241,7 +241,7 @@ pub(crate) fn deserialize_url_safe_base64(
     // Decoded length of the whole text: whole groups, then 0, 2 or 3 characters (or one
     // padded group) at the end.
     let pad = text.iter().rev().take_while(|&&b| b == b'=').count();
-    if pad > 2 || (pad > 0 && text.len() % 4 != 0) {
+    if pad > 2 || (pad > 0 && !text.len().is_multiple_of(4)) {
         return None;
     }
     let chars = text.len() - pad;
@@ -253,7 +253,7 @@ pub(crate) fn deserialize_url_safe_base64(
             _ => return None,
         };
     // The header, from the first (at most) 128 characters: whole groups, never the last one.
-    let last = if text.len() % 4 == 0 {
+    let last = if text.len().is_multiple_of(4) {
         4
     } else {
         text.len() % 4

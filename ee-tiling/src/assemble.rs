@@ -20,6 +20,10 @@ use rayon::prelude::*;
 use crate::blend::axis_profile;
 use crate::{Error, Margins, RasterSize, Result, Tile, TileGrid, Window};
 
+/// One finished row's work: its index among the rows finished together, its values and
+/// validity to fill, and the accumulated row.
+type RowJob<'a> = (usize, ((&'a mut [f64], &'a mut [bool]), &'a Row));
+
 /// Values below which accumulating or finishing rows runs on the calling thread: for a tile
 /// or a block of a few MB, waking the pool costs more CPU than the copy it shares out (and a
 /// small machine's other core has the reader, the network and the server to run).
@@ -303,9 +307,8 @@ impl Assembler {
         let mut values = vec![0.0f64; n * width * planes];
         let mut valid = vec![false; n * width];
         let (first, mode) = (self.first_row, self.mode);
-        let finish = |(i, ((out, ok), row)): (usize, ((&mut [f64], &mut [bool]), &Row))| {
-            finish_row(row, out, ok, planes, mode, first + i)
-        };
+        let finish =
+            |(i, ((out, ok), row)): RowJob<'_>| finish_row(row, out, ok, planes, mode, first + i);
         if values.len() >= PARALLEL_MIN_VALUES {
             values
                 .par_chunks_mut(width * planes)
