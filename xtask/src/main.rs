@@ -181,13 +181,27 @@ fn test(extra: &[String]) -> Result<(), String> {
             .current_dir(&env.root),
         "cargo doc --no-deps",
     )?;
+    // The examples were built by `cargo test --all-targets` with the workspace's features;
+    // `cargo run -p CRATE --example` would resolve each crate's features alone and rebuild
+    // much of the dependency tree per example, so the built programs are run directly.
+    run(
+        env.cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--examples",
+                "--all-features",
+            ])
+            .current_dir(&env.root),
+        "cargo build --examples",
+    )?;
     let examples = setup::examples(&env.root)?;
+    let example_dir = env.target_dir().join("debug/examples");
     for (krate, example) in &examples {
         println!("xtask test: example {krate}/{example}");
         run(
-            env.cargo()
-                .args(["run", "--quiet", "-p", krate, "--example", example])
-                .current_dir(&env.root),
+            std::process::Command::new(example_dir.join(example)).current_dir(&env.root),
             &format!("example {example} of {krate}"),
         )?;
     }

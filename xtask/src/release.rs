@@ -231,9 +231,7 @@ pub fn release(args: &[String]) -> Result<(), String> {
         package.arg("--no-verify");
     }
     run(&mut package, "cargo package")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = env.target_dir();
     for krate in &order {
         let crate_file = target
             .join("package")

@@ -112,10 +112,14 @@ impl Env {
                 .current_dir(&self.root),
             &format!("cargo build --release -p {package} --bin {bin}"),
         )?;
-        let target = std::env::var_os("CARGO_TARGET_DIR")
+        Ok(self.target_dir().join("release").join(bin))
+    }
+
+    /// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target/` at the root.
+    pub fn target_dir(&self) -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.join("target"));
-        Ok(target.join("release").join(bin))
+            .unwrap_or_else(|| self.root.join("target"))
     }
 
     /// Installs the Debian packages not already installed.
