@@ -286,30 +286,12 @@ pub(crate) fn deserialize_url_safe_base64(
         bytes.get_mut(body_end..)?.copy_from_slice(tail.get(..k)?);
         Some(())
     };
-    fn build<T: crate::Element + bytemuck::Pod>(
-        shape: &[usize],
-        n: usize,
-        fill: impl FnOnce(&mut [u8]) -> Option<()>,
-    ) -> Option<Tensor> {
-        let mut values: Vec<T> = bytemuck::zeroed_vec(n);
-        fill(bytemuck::cast_slice_mut(&mut values))?;
-        Tensor::from_vec(shape, values).ok()
+    if matches!(dtype, DataType::Bool | DataType::String) {
+        return None;
     }
-    let s = &shape;
-    match dtype {
-        DataType::Float32 => build::<f32>(s, n, fill),
-        DataType::Float64 => build::<f64>(s, n, fill),
-        DataType::Float16 => build::<f16>(s, n, fill),
-        DataType::Int8 => build::<i8>(s, n, fill),
-        DataType::Int16 => build::<i16>(s, n, fill),
-        DataType::Int32 => build::<i32>(s, n, fill),
-        DataType::Int64 => build::<i64>(s, n, fill),
-        DataType::Uint8 => build::<u8>(s, n, fill),
-        DataType::Uint16 => build::<u16>(s, n, fill),
-        DataType::Uint32 => build::<u32>(s, n, fill),
-        DataType::Uint64 => build::<u64>(s, n, fill),
-        DataType::Bool | DataType::String => None,
-    }
+    let mut tensor = Tensor::zeros(dtype, &shape);
+    fill(tensor.le_bytes_mut()?)?;
+    Some(tensor)
 }
 
 /// Checks a proto shape and returns it as dimensions.
