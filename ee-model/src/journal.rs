@@ -75,22 +75,11 @@ const MASK_ALL_INVALID: u8 = 2;
 fn encode(answer: &TileAnswer) -> Vec<u8> {
     let (rows, cols, planes) = answer.values.dim();
     let m = answer.margins;
-    let first = answer.values.iter().next().copied().unwrap_or(0.0);
-    let (mut constant, mut narrow) = (true, true);
-    for &v in answer.values.iter() {
-        constant &= v.to_bits() == first.to_bits();
-        narrow &= (v as f32) as f64 == v || v.is_nan();
-        if !constant && !narrow {
-            break;
-        }
-    }
-    let width = if constant {
-        CONSTANT
-    } else if narrow {
-        4
-    } else {
-        8
+    let values: std::borrow::Cow<'_, [f64]> = match answer.values.as_slice() {
+        Some(v) => v.into(),
+        None => answer.values.iter().copied().collect::<Vec<_>>().into(),
     };
+    let first = values.first().copied().unwrap_or(0.0);
     let mask = if answer.valid.iter().all(|&b| b) {
         MASK_ALL_VALID
     } else if answer.valid.iter().all(|&b| !b) {
@@ -98,22 +87,27 @@ fn encode(answer: &TileAnswer) -> Vec<u8> {
     } else {
         MASK_EXPLICIT
     };
-    let mut out =
-        Vec::with_capacity(38 + rows * cols * planes * width as usize + answer.valid.len());
+    let mut out = Vec::with_capacity(38 + values.len() * 4 + answer.valid.len());
     out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
     for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
         out.extend_from_slice(&(v as u32).to_le_bytes());
     }
-    out.push(width);
-    out.push(mask);
-    match width {
-        CONSTANT => out.extend_from_slice(&first.to_le_bytes()),
-        4 => put_values(&mut out, answer, 4, |v, dst| {
-            dst.copy_from_slice(&(v as f32).to_le_bytes())
-        }),
-        _ => put_values(&mut out, answer, 8, |v, dst| {
-            dst.copy_from_slice(&v.to_le_bytes())
-        }),
+    let head = out.len();
+    out.extend_from_slice(&[4, mask]);
+    // One pass writes the values as f32 while finding out whether that was exact and whether
+    // they are all one value; the rare other cases are rewritten below.
+    let (narrow, constant) = put_f32(&mut out, &values, first);
+    if constant {
+        out.truncate(head);
+        out.extend_from_slice(&[CONSTANT, mask]);
+        out.extend_from_slice(&first.to_le_bytes());
+    } else if !narrow {
+        out.truncate(head);
+        out.extend_from_slice(&[8, mask]);
+        out.reserve(values.len() * 8 + answer.valid.len());
+        for v in values.iter() {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
     }
     if mask == MASK_EXPLICIT {
         out.extend(answer.valid.iter().map(|&b| b as u8));
@@ -121,16 +115,27 @@ fn encode(answer: &TileAnswer) -> Vec<u8> {
     out
 }
 
-/// Appends every value of `answer` (row-major) as `width` bytes written by `put`: the buffer
-/// is grown once and filled in place, which the compiler turns into a tight loop.
-fn put_values(out: &mut Vec<u8>, answer: &TileAnswer, width: usize, put: impl Fn(f64, &mut [u8])) {
+/// Appends `values` as little-endian f32 and says whether every value survived that (NaNs of
+/// any payload count as surviving) and whether all of them have the bits of `first`. Works in
+/// chunks the compiler vectorises: no early exit per value.
+fn put_f32(out: &mut Vec<u8>, values: &[f64], first: f64) -> (bool, bool) {
+    const CHUNK: usize = 64;
     let start = out.len();
-    out.resize(start + answer.values.len() * width, 0);
-    let dst = out[start..].chunks_exact_mut(width);
-    match answer.values.as_slice() {
-        Some(values) => dst.zip(values).for_each(|(d, &v)| put(v, d)),
-        None => dst.zip(answer.values.iter()).for_each(|(d, &v)| put(v, d)),
+    out.resize(start + values.len() * 4, 0);
+    let first = first.to_bits();
+    let (mut narrow, mut constant) = (true, true);
+    for (src, dst) in values.chunks(CHUNK).zip(out[start..].chunks_mut(CHUNK * 4)) {
+        let (mut n, mut c) = (true, true);
+        for (v, d) in src.iter().zip(dst.chunks_exact_mut(4)) {
+            let f = *v as f32;
+            n &= (f as f64 == *v) | v.is_nan();
+            c &= v.to_bits() == first;
+            d.copy_from_slice(&f.to_le_bytes());
+        }
+        narrow &= n;
+        constant &= c;
     }
+    (narrow, constant)
 }
 
 fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
