@@ -94,6 +94,18 @@ impl Row {
             mask_writes: vec![0; width],
         }
     }
+
+    /// Makes a row handed on earlier ready for new output rows: cheaper than a new one (no
+    /// allocation, no fresh pages). Crop leaves `sum` as it was: `finish_row` reads a pixel's
+    /// sum only after exactly one core wrote it, and that write overwrote it.
+    fn reset(&mut self, mode: MergeMode) {
+        if mode == MergeMode::Blend {
+            self.sum.fill(0.0);
+            self.weight.fill(0.0);
+        }
+        self.valid.fill(false);
+        self.mask_writes.fill(0);
+    }
 }
 
 /// One answer prepared for accumulation: its footprint in output pixels and weight profiles.
@@ -113,6 +125,8 @@ pub struct Assembler {
     planes: usize,
     out: RasterSize,
     rows: VecDeque<Row>,
+    /// Rows already handed on, kept for reuse (at most [`Assembler::spare_limit`]).
+    spare: Vec<Row>,
     first_row: usize,
     seen: Vec<bool>,
     done_per_row: Vec<usize>,
@@ -137,6 +151,7 @@ impl Assembler {
             planes,
             out: grid.output_size(),
             rows: VecDeque::new(),
+            spare: Vec::new(),
             first_row: 0,
             seen: vec![false; grid.len()],
             done_per_row: vec![0; grid.rows()],
@@ -247,10 +262,11 @@ impl Assembler {
                 bottom = bottom.max(f.bottom() as usize);
             }
         }
-        let (width, planes) = (self.out.width, self.planes);
         while self.first_row + self.rows.len() < bottom {
-            self.rows.push_back(Row::new(width, planes, self.mode));
+            let row = self.new_row();
+            self.rows.push_back(row);
         }
+        let (width, planes) = (self.out.width, self.planes);
         let first = self.first_row;
         let mode = self.mode;
         let work: usize = placed.iter().map(|p| p.values.len()).sum();
@@ -269,6 +285,28 @@ impl Assembler {
             self.done_per_row[t.index.row] += 1;
         }
         Ok(())
+    }
+
+    /// A row for the next output row: a spare one reset, else a new one.
+    fn new_row(&mut self) -> Row {
+        match self.spare.pop() {
+            Some(mut row) => {
+                row.reset(self.mode);
+                row
+            }
+            None => Row::new(self.out.width, self.planes, self.mode),
+        }
+    }
+
+    /// How many handed-on rows are kept for reuse: about the rows one tile row keeps open,
+    /// which is what the next tile row will ask for.
+    fn spare_limit(&self) -> usize {
+        let margins = self
+            .grid
+            .output_margins()
+            .map(|m| m.top + m.bottom)
+            .unwrap_or(0);
+        self.grid.output_tile_size().height + margins
     }
 
     /// Output rows below this one cannot be touched by tiles still to come.
@@ -301,7 +339,8 @@ impl Assembler {
         let (width, planes) = (self.out.width, self.planes);
         while self.rows.len() < n {
             // Rows no answer reached yet (they will fail the coverage check below).
-            self.rows.push_back(Row::new(width, planes, self.mode));
+            let row = self.new_row();
+            self.rows.push_back(row);
         }
         let rows: Vec<Row> = self.rows.drain(..n).collect();
         let mut values = vec![0.0f64; n * width * planes];
@@ -324,6 +363,8 @@ impl Assembler {
                 .enumerate()
                 .try_for_each(finish)?;
         }
+        let keep = self.spare_limit().saturating_sub(self.spare.len());
+        self.spare.extend(rows.into_iter().take(keep));
         let values = Array3::from_shape_vec((n, width, planes), values).expect("sized above");
         let valid = Array2::from_shape_vec((n, width), valid).expect("sized above");
         let block = Block {
