@@ -352,6 +352,29 @@ fn build_instance(values: &Array3<f64>, inputs: &[InputPlan]) -> Result<Instance
     Ok(inst)
 }
 
+/// The instance of a one-input float32 model read straight in the tensor's layout (see
+/// [`InputStack::read_interleaved`]), skipping the `(bands, h, w)` window and its conversions;
+/// `None` where that does not apply (then every pixel of the window is valid).
+fn read_as_sent(
+    stack: &InputStack,
+    window: Window,
+    inputs: &[InputPlan],
+) -> Result<Option<Instance>> {
+    let [p] = inputs else {
+        return Ok(None);
+    };
+    if p.dtype != DataType::Float32 {
+        return Ok(None);
+    }
+    let Some(data) = stack.read_interleaved::<f32>(window, &p.positions)? else {
+        return Ok(None);
+    };
+    let shape = [window.height, window.width, p.positions.len()];
+    let mut inst = Instance::new();
+    inst.push(p.name.clone(), Tensor::from_vec(&shape, data)?);
+    Ok(Some(inst))
+}
+
 /// The planes `positions` of a `(bands, h, w)` window interleaved pixel by pixel as
 /// `(h, w, positions.len())`, each value converted with `f`; `None` when the window is not in
 /// standard layout.
@@ -766,9 +789,17 @@ pub(crate) async fn predict_image(
             let started = Instant::now();
             let clock = clock.clone();
             let _timer = Defer(Some(move || StageClock::add(&clock.read, started)));
-            let data = stack.read_window::<f64>(tile.input, fill)?;
-            let instance = build_instance(&data.values, &plans)?;
-            let core = data.valid.slice(s![
+            let (instance, valid) = match read_as_sent(stack, tile.input, &plans)? {
+                Some(instance) => {
+                    let (w, h) = (tile.input.width, tile.input.height);
+                    (instance, ndarray::Array2::from_elem((h, w), true))
+                }
+                None => {
+                    let data = stack.read_window::<f64>(tile.input, fill)?;
+                    (build_instance(&data.values, &plans)?, data.valid)
+                }
+            };
+            let core = valid.slice(s![
                 margins.top..margins.top + tile_size.height,
                 margins.left..margins.left + tile_size.width
             ]);

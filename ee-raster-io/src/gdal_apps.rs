@@ -32,7 +32,7 @@ pub(crate) fn quiet_gdal() {
     });
 }
 
-fn last_message() -> String {
+pub(crate) fn last_message() -> String {
     unsafe {
         let msg = CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
             .to_string_lossy()

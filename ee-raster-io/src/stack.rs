@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ee_tiling::Window;
 use gdal::raster::GdalType;
-use ndarray::{s, Array2, Array3, ArrayViewMut2};
+use ndarray::{s, Array2, Array3, ArrayViewMut2, Axis};
 
 use crate::error::gdal_err;
 use crate::source::{BandInfo, BandSelector, RasterSource, Resampling, SamplingGrid};
@@ -157,6 +157,7 @@ impl InputStack {
         fill: T,
     ) -> Result<WindowData<T>> {
         let (h, w) = (window.height, window.width);
+        let whole = window.intersect(self.grid.size.window()) == Some(window);
         let mut values = Array3::from_elem((self.bands.len(), h, w), fill);
         let mut valid = Array2::from_elem((h, w), false);
         let Some(inside) = window.intersect(self.grid.size.window()) else {
@@ -171,6 +172,8 @@ impl InputStack {
         valid.slice_mut(s![rows.clone(), cols.clone()]).fill(true);
         let mut buf: Vec<T> = Vec::new();
         let mut mask: Vec<u8> = Vec::new();
+        // Whether any pixel may be invalid: then masked pixels are set to `fill` at the end.
+        let mut masked = !whole;
         let (ix, iy, iw, ih) = (
             inside.x as isize,
             inside.y as isize,
@@ -181,6 +184,7 @@ impl InputStack {
                               path: &std::path::Path,
                               what: &str|
          -> Result<()> {
+            masked = true;
             mask.resize(inside.area(), 0);
             band.read_into_slice::<u8>((ix, iy), (iw, ih), (iw, ih), &mut mask, None)
                 .map_err(gdal_err(path, format!("reading the mask of {what}")))?;
@@ -203,12 +207,21 @@ impl InputStack {
                 .dataset()
                 .rasterband(band.info.index)
                 .map_err(gdal_err(path, what.clone()))?;
-            buf.resize(inside.area(), fill);
-            gband
-                .read_into_slice::<T>((ix, iy), (iw, ih), (iw, ih), &mut buf, None)
-                .map_err(gdal_err(path, format!("reading {what}")))?;
-            let mut plane = values.slice_mut(s![k, rows.clone(), cols.clone()]);
-            copy_rows(&buf, iw, &mut plane);
+            let plane = values.index_axis_mut(Axis(0), k);
+            match plane.into_slice() {
+                // The window is the plane: GDAL reads straight into it.
+                Some(dst) if whole => gband
+                    .read_into_slice::<T>((ix, iy), (iw, ih), (iw, ih), dst, None)
+                    .map_err(gdal_err(path, format!("reading {what}")))?,
+                _ => {
+                    buf.resize(inside.area(), fill);
+                    gband
+                        .read_into_slice::<T>((ix, iy), (iw, ih), (iw, ih), &mut buf, None)
+                        .map_err(gdal_err(path, format!("reading {what}")))?;
+                    let mut plane = values.slice_mut(s![k, rows.clone(), cols.clone()]);
+                    copy_rows(&buf, iw, &mut plane);
+                }
+            }
             match source.alpha_band() {
                 Some(alpha) if !alpha_done[band.source] => {
                     alpha_done[band.source] = true;
@@ -233,15 +246,112 @@ impl InputStack {
             }
         }
         // Masked pixels are sent as the fill value too.
-        for k in 0..self.bands.len() {
-            let mut plane = values.slice_mut(s![k, .., ..]);
-            plane.zip_mut_with(&valid, |v, ok| {
-                if !ok {
-                    *v = fill;
-                }
-            });
+        if masked {
+            for k in 0..self.bands.len() {
+                let mut plane = values.slice_mut(s![k, .., ..]);
+                plane.zip_mut_with(&valid, |v, ok| {
+                    if !ok {
+                        *v = fill;
+                    }
+                });
+            }
         }
         Ok(WindowData { values, valid })
+    }
+}
+
+impl InputStack {
+    /// Reads the stack bands at `positions` of `window` pixel-interleaved, `(h, w,
+    /// positions.len())` row-major, in one GDAL call that converts to `T`: the layout a model
+    /// input tensor has, so it can be sent as read. `None` (read with
+    /// [`InputStack::read_window`] instead) unless the window lies wholly inside the raster
+    /// and the bands come from one unwarped source and have no masked pixels there.
+    pub fn read_interleaved<T: GdalType + Copy + Default>(
+        &self,
+        window: Window,
+        positions: &[usize],
+    ) -> Result<Option<Vec<T>>> {
+        let whole = window.intersect(self.grid.size.window()) == Some(window);
+        let Some(first) = positions.first().and_then(|&p| self.bands.get(p)) else {
+            return Ok(None);
+        };
+        let source = &self.sources[first.source];
+        if !whole || source.alpha_band().is_some() {
+            return Ok(None);
+        }
+        let path = source.path();
+        let mut band_map = Vec::with_capacity(positions.len());
+        for &p in positions {
+            let Some(band) = self.bands.get(p).filter(|b| b.source == first.source) else {
+                return Ok(None);
+            };
+            let what = format!("band {} ({:?})", band.info.index, band.info.name);
+            let gband = source
+                .dataset()
+                .rasterband(band.info.index)
+                .map_err(gdal_err(path, what.clone()))?;
+            let flags = gband
+                .mask_flags()
+                .map_err(gdal_err(path, format!("mask flags of {what}")))?;
+            if !flags.is_all_valid() {
+                return Ok(None);
+            }
+            band_map.push(i32::try_from(band.info.index).map_err(|_| {
+                Error::Grid(format!(
+                    "{}: band index {} is out of range",
+                    path.display(),
+                    band.info.index
+                ))
+            })?);
+        }
+        let n = positions.len();
+        let (w, h) = (window.width, window.height);
+        let mut data = vec![T::default(); w * h * n];
+        let size = std::mem::size_of::<T>();
+        let int = |v: usize| i32::try_from(v).ok();
+        let (Some(x), Some(y), Some(wi), Some(hi), Some(ni)) = (
+            usize::try_from(window.x).ok().and_then(int),
+            usize::try_from(window.y).ok().and_then(int),
+            int(w),
+            int(h),
+            int(n),
+        ) else {
+            return Ok(None);
+        };
+        // SAFETY: `data` holds w * h * n values of T, laid out exactly as the spacings say
+        // (bands interleaved within a pixel, pixels within a line); `band_map` holds n valid
+        // band numbers of this dataset; the window lies inside the raster.
+        let err = unsafe {
+            gdal_sys::GDALDatasetRasterIOEx(
+                source.dataset().c_dataset(),
+                gdal_sys::GDALRWFlag::GF_Read,
+                x,
+                y,
+                wi,
+                hi,
+                data.as_mut_ptr().cast(),
+                wi,
+                hi,
+                T::gdal_ordinal(),
+                ni,
+                band_map.as_mut_ptr(),
+                (n * size) as i64,
+                (w * n * size) as i64,
+                size as i64,
+                std::ptr::null_mut(),
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(Error::Gdal {
+                path: path.to_path_buf(),
+                operation: format!(
+                    "reading {n} bands of window {w}x{h} at ({}, {})",
+                    window.x, window.y
+                ),
+                message: crate::gdal_apps::last_message(),
+            });
+        }
+        Ok(Some(data))
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ee_tensor_proto::DataType;
 use ee_tiling::{Block, GeoTransform, RasterSize};
-use gdal::raster::{Buffer, GdalDataType, GdalType, RasterCreationOptions};
+use gdal::raster::{GdalDataType, GdalType, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
 
@@ -242,39 +242,61 @@ impl GeoTiffWriter {
     fn write_as<T: GdalType + Copy + FromF64>(&mut self, block: &Block) -> Result<()> {
         let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
-        // Both arrays are walked in logical (row-major) order: slices when contiguous.
-        let pick = |v: f64, ok: bool| if ok { T::from_f64(v) } else { nodata };
-        for (k, _) in self.bands.iter().enumerate() {
-            let data: Vec<T> = match (block.values.as_slice(), block.valid.as_slice()) {
-                (Some(values), Some(valid)) => values
-                    .chunks_exact(planes.max(1))
-                    .zip(valid)
-                    .map(|(px, &ok)| pick(px[k], ok))
-                    .collect(),
-                _ => block
-                    .values
-                    .iter()
-                    .skip(k)
-                    .step_by(planes.max(1))
-                    .zip(block.valid.iter())
-                    .map(|(&v, &ok)| pick(v, ok))
-                    .collect(),
-            };
-            let mut band = self
-                .dataset
-                .rasterband(k + 1)
-                .map_err(gdal_err(&self.partial, format!("opening band {}", k + 1)))?;
-            let mut buf = Buffer::new((cols, rows), data);
-            band.write((0, block.y0 as isize), (cols, rows), &mut buf)
-                .map_err(gdal_err(
-                    &self.partial,
-                    format!(
-                        "writing band {} rows {}..{}",
-                        k + 1,
-                        block.y0,
-                        block.y0 + rows
-                    ),
-                ))?;
+        // One pass converts the block, still pixel-interleaved, and one GDAL call writes every
+        // band from it (GDAL splits the interleave into the band blocks itself).
+        let mut data: Vec<T> = match block.values.as_slice() {
+            Some(values) => values.iter().map(|&v| T::from_f64(v)).collect(),
+            None => block.values.iter().map(|&v| T::from_f64(v)).collect(),
+        };
+        if !block.valid.iter().all(|&ok| ok) {
+            for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(block.valid.iter()) {
+                if !ok {
+                    px.fill(nodata);
+                }
+            }
+        }
+        let size = std::mem::size_of::<T>();
+        let too_big = |_| {
+            Error::Grid(format!(
+                "{}: block of {rows}x{cols}x{planes} is too large for one GDAL write",
+                self.partial.display()
+            ))
+        };
+        let (x_size, y_size, y0, bands) = (
+            i32::try_from(cols).map_err(too_big)?,
+            i32::try_from(rows).map_err(too_big)?,
+            i32::try_from(block.y0).map_err(too_big)?,
+            i32::try_from(planes).map_err(too_big)?,
+        );
+        // SAFETY: `data` holds rows * cols * planes values of T laid out exactly as the
+        // spacings say (pixel, then line, band interleaved within a pixel), the dataset is
+        // open for writing, and the window was checked against the raster by `write_block`.
+        let err = unsafe {
+            gdal_sys::GDALDatasetRasterIOEx(
+                self.dataset.c_dataset(),
+                gdal_sys::GDALRWFlag::GF_Write,
+                0,
+                y0,
+                x_size,
+                y_size,
+                data.as_mut_ptr().cast(),
+                x_size,
+                y_size,
+                T::gdal_ordinal(),
+                bands,
+                std::ptr::null_mut(),
+                (planes * size) as i64,
+                (cols * planes * size) as i64,
+                size as i64,
+                std::ptr::null_mut(),
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(Error::Gdal {
+                path: self.partial.clone(),
+                operation: format!("writing rows {}..{}", block.y0, block.y0 + rows),
+                message: crate::gdal_apps::last_message(),
+            });
         }
         Ok(())
     }

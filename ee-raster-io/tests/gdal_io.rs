@@ -359,3 +359,68 @@ fn cog_and_quicklook() {
     assert_eq!(info["driverShortName"], "PNG");
     assert_eq!(info["bands"].as_array().unwrap().len(), 2, "grey + alpha");
 }
+
+#[test]
+fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
+    // Three bands, no nodata, pixel-interleaved like most multi-band GeoTIFFs.
+    let path = scratch("in_interleaved.tif");
+    let (w, h) = (70usize, 50usize);
+    {
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let opts = RasterCreationOptions::from_iter(["TILED=YES", "INTERLEAVE=PIXEL"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&path, w, h, 3, &opts)
+            .unwrap();
+        ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
+            .unwrap();
+        for b in 1..=3usize {
+            let data: Vec<f32> = (0..w * h)
+                .map(|i| (i % w) as f32 * 0.5 + (i / w) as f32 * 100.0 + b as f32 * 1e5)
+                .collect();
+            let mut band = ds.rasterband(b).unwrap();
+            band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+                .unwrap();
+        }
+    }
+    let stack =
+        InputStack::open(std::slice::from_ref(&path), &[], None, Resampling::Nearest).unwrap();
+    let win = Window::new(13, 7, 40, 30);
+    let planes = stack.read_window::<f64>(win, 0.0).unwrap();
+    for positions in [vec![0usize, 1, 2], vec![2, 0]] {
+        let got = stack
+            .read_interleaved::<f32>(win, &positions)
+            .unwrap()
+            .expect("a whole window of unmasked bands of one file");
+        assert_eq!(got.len(), win.width * win.height * positions.len());
+        for r in 0..win.height {
+            for c in 0..win.width {
+                for (k, &p) in positions.iter().enumerate() {
+                    let i = (r * win.width + c) * positions.len() + k;
+                    assert_eq!(
+                        got[i] as f64,
+                        planes.values[[p, r, c]],
+                        "({c}, {r}) band {p}"
+                    );
+                }
+            }
+        }
+    }
+    // Past the edge, or bands with nodata: the plane reader's job.
+    assert!(stack
+        .read_interleaved::<f32>(Window::new(-1, 0, 10, 10), &[0])
+        .unwrap()
+        .is_none());
+    let masked = scratch("in_interleaved_nodata.tif");
+    make_input(&masked, 20, 20);
+    let stack = InputStack::open(
+        std::slice::from_ref(&masked),
+        &[],
+        None,
+        Resampling::Nearest,
+    )
+    .unwrap();
+    assert!(stack
+        .read_interleaved::<f32>(Window::new(0, 0, 10, 10), &[0, 1])
+        .unwrap()
+        .is_none());
+}
