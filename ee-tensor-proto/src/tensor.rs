@@ -285,6 +285,32 @@ impl Tensor {
         self.write_le_bytes(&mut out).then_some(out)
     }
 
+    /// The values of a numeric tensor in standard layout as its little-endian bytes, borrowed
+    /// (encoders base64 them without a copy). `None` for bools and strings, other layouts and
+    /// big-endian targets.
+    pub(crate) fn le_bytes(&self) -> Option<&[u8]> {
+        fn bytes<T: bytemuck::Pod>(a: &ArrayD<T>) -> Option<&[u8]> {
+            Some(bytemuck::cast_slice(a.as_slice()?))
+        }
+        if cfg!(not(target_endian = "little")) {
+            return None;
+        }
+        match self {
+            Tensor::F16(a) => bytes(a),
+            Tensor::F32(a) => bytes(a),
+            Tensor::F64(a) => bytes(a),
+            Tensor::I8(a) => bytes(a),
+            Tensor::I16(a) => bytes(a),
+            Tensor::I32(a) => bytes(a),
+            Tensor::I64(a) => bytes(a),
+            Tensor::U8(a) => bytes(a),
+            Tensor::U16(a) => bytes(a),
+            Tensor::U32(a) => bytes(a),
+            Tensor::U64(a) => bytes(a),
+            Tensor::Bool(_) | Tensor::String(_) => None,
+        }
+    }
+
     /// The values of a numeric tensor in standard layout as its little-endian bytes, to be
     /// filled in place (decoders write straight into a tensor made by [`Tensor::zeros`]).
     /// `None` for bools and strings, other layouts and big-endian targets.

@@ -11,10 +11,8 @@ use crate::{b64, tensor_proto, Result, Tensor};
 pub const FORMAT: &str = "SERIALIZED_TF_TENSORS";
 
 fn write_tensor(t: &Tensor, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
-    scratch.clear();
-    tensor_proto::write_serialized(t, scratch);
     out.push(b'"');
-    b64::encode_url_safe_into(scratch, out);
+    tensor_proto::write_serialized_url_safe_base64(t, scratch, out);
     out.push(b'"');
     Ok(())
 }
