@@ -32,7 +32,7 @@ pub(crate) fn quiet_gdal() {
     });
 }
 
-pub(crate) fn last_message() -> String {
+fn last_message() -> String {
     unsafe {
         let msg = CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
             .to_string_lossy()
@@ -129,5 +129,79 @@ pub(crate) fn translate(src: &Dataset, dest: &Path, args: &[String]) -> Result<D
             });
         }
         Ok(Dataset::from_c_dataset(handle))
+    }
+}
+
+/// Reads (`write` false) or writes `window` of the dataset's bands `band_map` (GDAL's 1-based
+/// numbers) from or into one pixel-interleaved buffer `(h, w, bands)` of `T`, in one GDAL
+/// call that converts to or from the bands' type. `operation` names the job in errors.
+pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
+    dataset: &Dataset,
+    write: bool,
+    window: ee_tiling::Window,
+    band_map: &mut [i32],
+    data: &mut [T],
+    path: &Path,
+    operation: impl Fn() -> String,
+) -> Result<()> {
+    let fail = |message: String| Error::Gdal {
+        path: path.to_path_buf(),
+        operation: operation(),
+        message,
+    };
+    let n = band_map.len();
+    let (w, h) = (window.width, window.height);
+    if data.len() != w * h * n {
+        return Err(fail(format!(
+            "a buffer of {} values for {w}x{h} pixels of {n} bands",
+            data.len()
+        )));
+    }
+    let int = |v: i64| i32::try_from(v).ok().filter(|&v| v >= 0);
+    let (Some(x), Some(y), Some(wi), Some(hi), Some(ni)) = (
+        int(window.x),
+        int(window.y),
+        int(w as i64),
+        int(h as i64),
+        int(n as i64),
+    ) else {
+        return Err(fail(format!(
+            "window {window:?} of {n} bands is out of GDAL's range"
+        )));
+    };
+    let size = std::mem::size_of::<T>();
+    let flag = if write {
+        gdal_sys::GDALRWFlag::GF_Write
+    } else {
+        gdal_sys::GDALRWFlag::GF_Read
+    };
+    // SAFETY: `data` holds w * h * n values of T laid out exactly as the spacings say (bands
+    // interleaved within a pixel, pixels within a line, lines one after another), checked
+    // above; `band_map` holds n band numbers, which GDAL checks against the dataset, as it
+    // checks the window against the raster.
+    let err = unsafe {
+        gdal_sys::GDALDatasetRasterIOEx(
+            dataset.c_dataset(),
+            flag,
+            x,
+            y,
+            wi,
+            hi,
+            data.as_mut_ptr().cast(),
+            wi,
+            hi,
+            T::gdal_ordinal(),
+            ni,
+            band_map.as_mut_ptr(),
+            (n * size) as i64,
+            (w * n * size) as i64,
+            size as i64,
+            std::ptr::null_mut(),
+        )
+    };
+    if err == gdal_sys::CPLErr::CE_None {
+        Ok(())
+    } else {
+        Err(fail(last_message()))
     }
 }

@@ -304,53 +304,22 @@ impl InputStack {
                 ))
             })?);
         }
-        let n = positions.len();
-        let (w, h) = (window.width, window.height);
+        let (n, w, h) = (positions.len(), window.width, window.height);
         let mut data = vec![T::default(); w * h * n];
-        let size = std::mem::size_of::<T>();
-        let int = |v: usize| i32::try_from(v).ok();
-        let (Some(x), Some(y), Some(wi), Some(hi), Some(ni)) = (
-            usize::try_from(window.x).ok().and_then(int),
-            usize::try_from(window.y).ok().and_then(int),
-            int(w),
-            int(h),
-            int(n),
-        ) else {
-            return Ok(None);
-        };
-        // SAFETY: `data` holds w * h * n values of T, laid out exactly as the spacings say
-        // (bands interleaved within a pixel, pixels within a line); `band_map` holds n valid
-        // band numbers of this dataset; the window lies inside the raster.
-        let err = unsafe {
-            gdal_sys::GDALDatasetRasterIOEx(
-                source.dataset().c_dataset(),
-                gdal_sys::GDALRWFlag::GF_Read,
-                x,
-                y,
-                wi,
-                hi,
-                data.as_mut_ptr().cast(),
-                wi,
-                hi,
-                T::gdal_ordinal(),
-                ni,
-                band_map.as_mut_ptr(),
-                (n * size) as i64,
-                (w * n * size) as i64,
-                size as i64,
-                std::ptr::null_mut(),
-            )
-        };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(Error::Gdal {
-                path: path.to_path_buf(),
-                operation: format!(
+        crate::gdal_apps::pixel_interleaved_io(
+            source.dataset(),
+            false,
+            window,
+            &mut band_map,
+            &mut data,
+            path,
+            || {
+                format!(
                     "reading {n} bands of window {w}x{h} at ({}, {})",
                     window.x, window.y
-                ),
-                message: crate::gdal_apps::last_message(),
-            });
-        }
+                )
+            },
+        )?;
         Ok(Some(data))
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use ee_tensor_proto::DataType;
-use ee_tiling::{Block, GeoTransform, RasterSize};
+use ee_tiling::{Block, GeoTransform, RasterSize, Window};
 use gdal::raster::{GdalDataType, GdalType, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
@@ -255,49 +255,17 @@ impl GeoTiffWriter {
                 }
             }
         }
-        let size = std::mem::size_of::<T>();
-        let too_big = |_| {
-            Error::Grid(format!(
-                "{}: block of {rows}x{cols}x{planes} is too large for one GDAL write",
-                self.partial.display()
-            ))
-        };
-        let (x_size, y_size, y0, bands) = (
-            i32::try_from(cols).map_err(too_big)?,
-            i32::try_from(rows).map_err(too_big)?,
-            i32::try_from(block.y0).map_err(too_big)?,
-            i32::try_from(planes).map_err(too_big)?,
-        );
-        // SAFETY: `data` holds rows * cols * planes values of T laid out exactly as the
-        // spacings say (pixel, then line, band interleaved within a pixel), the dataset is
-        // open for writing, and the window was checked against the raster by `write_block`.
-        let err = unsafe {
-            gdal_sys::GDALDatasetRasterIOEx(
-                self.dataset.c_dataset(),
-                gdal_sys::GDALRWFlag::GF_Write,
-                0,
-                y0,
-                x_size,
-                y_size,
-                data.as_mut_ptr().cast(),
-                x_size,
-                y_size,
-                T::gdal_ordinal(),
-                bands,
-                std::ptr::null_mut(),
-                (planes * size) as i64,
-                (cols * planes * size) as i64,
-                size as i64,
-                std::ptr::null_mut(),
-            )
-        };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(Error::Gdal {
-                path: self.partial.clone(),
-                operation: format!("writing rows {}..{}", block.y0, block.y0 + rows),
-                message: crate::gdal_apps::last_message(),
-            });
-        }
+        let mut bands: Vec<i32> = (1..=planes as i32).collect();
+        let window = Window::new(0, block.y0 as i64, cols, rows);
+        crate::gdal_apps::pixel_interleaved_io(
+            &self.dataset,
+            true,
+            window,
+            &mut bands,
+            &mut data,
+            &self.partial,
+            || format!("writing rows {}..{}", block.y0, block.y0 + rows),
+        )?;
         Ok(())
     }
 

@@ -183,6 +183,26 @@ pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// `$body` with `$a` bound to the array of a numeric tensor; `None` for bools and strings.
+macro_rules! numeric_arrays {
+    ($t:expr, $a:ident => $body:expr) => {
+        match $t {
+            Tensor::F16($a) => $body,
+            Tensor::F32($a) => $body,
+            Tensor::F64($a) => $body,
+            Tensor::I8($a) => $body,
+            Tensor::I16($a) => $body,
+            Tensor::I32($a) => $body,
+            Tensor::I64($a) => $body,
+            Tensor::U8($a) => $body,
+            Tensor::U16($a) => $body,
+            Tensor::U32($a) => $body,
+            Tensor::U64($a) => $body,
+            Tensor::Bool(_) | Tensor::String(_) => None,
+        }
+    };
+}
+
 impl Tensor {
     /// A tensor of `dtype` and `shape` filled with zeros (empty strings, `false`).
     pub fn zeros(dtype: DataType, shape: &[usize]) -> Self {
@@ -295,20 +315,7 @@ impl Tensor {
         if cfg!(not(target_endian = "little")) {
             return None;
         }
-        match self {
-            Tensor::F16(a) => bytes(a),
-            Tensor::F32(a) => bytes(a),
-            Tensor::F64(a) => bytes(a),
-            Tensor::I8(a) => bytes(a),
-            Tensor::I16(a) => bytes(a),
-            Tensor::I32(a) => bytes(a),
-            Tensor::I64(a) => bytes(a),
-            Tensor::U8(a) => bytes(a),
-            Tensor::U16(a) => bytes(a),
-            Tensor::U32(a) => bytes(a),
-            Tensor::U64(a) => bytes(a),
-            Tensor::Bool(_) | Tensor::String(_) => None,
-        }
+        numeric_arrays!(self, a => bytes(a))
     }
 
     /// The values of a numeric tensor in standard layout as its little-endian bytes, to be
@@ -321,20 +328,7 @@ impl Tensor {
         if cfg!(not(target_endian = "little")) {
             return None;
         }
-        match self {
-            Tensor::F16(a) => bytes(a),
-            Tensor::F32(a) => bytes(a),
-            Tensor::F64(a) => bytes(a),
-            Tensor::I8(a) => bytes(a),
-            Tensor::I16(a) => bytes(a),
-            Tensor::I32(a) => bytes(a),
-            Tensor::I64(a) => bytes(a),
-            Tensor::U8(a) => bytes(a),
-            Tensor::U16(a) => bytes(a),
-            Tensor::U32(a) => bytes(a),
-            Tensor::U64(a) => bytes(a),
-            Tensor::Bool(_) | Tensor::String(_) => None,
-        }
+        numeric_arrays!(self, a => bytes(a))
     }
 
     /// Appends the little-endian row-major bytes of a numeric or bool tensor to `out`;
