@@ -10,7 +10,8 @@
 //!
 //! `--quick` skips the criterion sampling of `codec` and `assemble` (their report rows are
 //! measured anyway), does one round of the Python comparison instead of three and fewer
-//! runtime runs.
+//! runtime runs. `--pipeline` runs only the Python comparison and writes
+//! `target/bench-pipeline.md`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -76,8 +77,11 @@ fn fields(line: &str) -> Vec<String> {
 /// `cargo xtask bench [--quick]`.
 pub fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(other) = args.iter().find(|a| *a != "--quick") {
-        return Err(format!("bench takes only --quick, not {other:?}"));
+    let pipeline_only = args.iter().any(|a| a == "--pipeline");
+    if let Some(other) = args.iter().find(|a| *a != "--quick" && *a != "--pipeline") {
+        return Err(format!(
+            "bench takes only --quick and --pipeline, not {other:?}"
+        ));
     }
     let env = Env::discover()?;
     env.ensure_system_packages(setup::TEST_PACKAGES)?;
@@ -85,6 +89,19 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     println!("xtask bench: building ee-model (release)");
     let ee_model = env.build_release("ee-model", "ee-model")?;
+    let rounds = if quick { 1 } else { 3 };
+    if pipeline_only {
+        let table = python_comparison(&env, &python, &ee_model, rounds, &mut Vec::new())?;
+        let md = format!(
+            "# ee-model predict vs the Python pipeline\n\n`cargo xtask bench --pipeline{}`, {:.0} s.\n\n{table}",
+            if quick { " --quick" } else { "" },
+            started.elapsed().as_secs_f64()
+        );
+        let path = env.root.join("target/bench-pipeline.md");
+        std::fs::write(&path, &md).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("\n{md}\nxtask bench: wrote {}", path.display());
+        return Ok(());
+    }
 
     let mut got = Collected::default();
     for name in BENCHES {
@@ -122,13 +139,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let runtime_table = runtime_table(&got.tract, &ort, &mut got.rows)?;
 
     println!("xtask bench: ee-model predict vs the Python pipeline, same ee-model serve");
-    let pipeline_table = python_comparison(
-        &env,
-        &python,
-        &ee_model,
-        if quick { 1 } else { 3 },
-        &mut got.rows,
-    )?;
+    let pipeline_table = python_comparison(&env, &python, &ee_model, rounds, &mut got.rows)?;
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut md = format!(
