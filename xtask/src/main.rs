@@ -126,88 +126,181 @@ fn codegen(args: &[String]) -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
+    let mut phases = Phases::default();
+    let result = test_phases(extra, &mut phases);
+    phases.print();
+    result
+}
+
+/// Wall time of each phase of `cargo xtask test`, and the CPU time of the processes it ran,
+/// printed as a table at the end (also when a phase fails), so the slow parts of the suite are
+/// known rather than guessed. CPU time (Linux only) is what the phase costs on a busy machine
+/// too, where wall time also counts waiting for other people's work.
+#[derive(Default)]
+struct Phases {
+    done: Vec<(String, std::time::Duration, Option<f64>)>,
+    started: Option<std::time::Instant>,
+}
+
+impl Phases {
+    /// Runs `f` as the phase `name`, recording its wall and CPU time whether it succeeds or not.
+    fn time<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        let (start, cpu_start) = (std::time::Instant::now(), children_cpu_seconds());
+        self.started.get_or_insert(start);
+        let result = f();
+        let cpu = children_cpu_seconds()
+            .zip(cpu_start)
+            .map(|(end, s)| end - s);
+        let label = if result.is_ok() {
+            name.to_string()
+        } else {
+            format!("{name} (failed)")
+        };
+        self.done.push((label, start.elapsed(), cpu));
+        result
+    }
+
+    fn print(&self) {
+        let Some(started) = self.started else { return };
+        let width = self
+            .done
+            .iter()
+            .map(|(n, _, _)| n.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let cpu = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.1}"));
+        println!("\nxtask test: time by phase (seconds; cpu = user + system of the commands run)");
+        println!("  {:<width$}  {:>7}  {:>7}", "phase", "wall", "cpu");
+        let mut total_cpu = Some(0.0);
+        for (name, took, c) in &self.done {
+            println!(
+                "  {name:<width$}  {:>7.1}  {:>7}",
+                took.as_secs_f64(),
+                cpu(*c)
+            );
+            total_cpu = total_cpu.zip(*c).map(|(t, c)| t + c);
+        }
+        println!(
+            "  {:<width$}  {:>7.1}  {:>7}",
+            "total",
+            started.elapsed().as_secs_f64(),
+            cpu(total_cpu)
+        );
+    }
+}
+
+/// User plus system CPU seconds of this process's finished (waited-for) children and their
+/// descendants, from `/proc/self/stat` (`cutime` and `cstime`); `None` off Linux.
+fn children_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of proc(5): indexes 13 and 14 from the state.
+    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture cargo targets.
+    Some(ticks as f64 / 100.0)
+}
+
+/// `cargo xtask test`. Every target is built by one `cargo build --all-targets`, so the test
+/// binaries, the examples and the programs (`ee-model`, `ee-codegen`) share one feature
+/// resolution and one build of every dependency; the later steps run what it built. Steps that
+/// need another feature set or build mode (doctests, docs, the `--no-default-features` check)
+/// come after it.
+fn test_phases(extra: &[String], phases: &mut Phases) -> Result<(), String> {
     let env = Env::discover()?;
-    env.ensure_system_packages(setup::TEST_PACKAGES)?;
-    let python = env.ensure_venv()?;
+    let python = phases.time("setup (packages, venv)", || {
+        env.ensure_system_packages(setup::TEST_PACKAGES)?;
+        env.ensure_venv()
+    })?;
     // Whether the tree was clean before the suite ran: then the release dry run at the end
     // insists on a clean tree too, so a test that leaves files behind is caught.
     let clean_at_start = setup::tree_is_clean(&env.root);
+    // `--all-targets` builds exactly what `cargo test --all-targets` runs (same profiles, same
+    // features, dev-dependencies included), plus the plain binaries and examples, so the
+    // `cargo test` below only runs. `cargo run -p ee-codegen` (or `-p CRATE --example`) would
+    // resolve that package's features alone and rebuild much of the dependency tree for it.
+    println!("xtask test: building every target");
+    phases.time("build (tests, examples, binaries)", || {
+        run(
+            env.cargo()
+                .args(["build", "--workspace", "--all-targets", "--all-features"])
+                .current_dir(&env.root),
+            "cargo build --all-targets",
+        )
+    })?;
+    let debug = env.target_dir().join("debug");
     println!("xtask test: checking the generated code is up to date");
-    codegen(&["--check".to_string()])?;
+    phases.time("codegen --check", || {
+        run(
+            std::process::Command::new(debug.join("ee-codegen"))
+                .arg("--check")
+                .arg(&env.root)
+                .current_dir(&env.root),
+            "ee-codegen --check",
+        )
+    })?;
     let interop_out = env.root.join("target/interop");
     let _ = std::fs::remove_dir_all(&interop_out);
     let mut tally = setup::Tally::default();
-    tally.run(
-        env.cargo()
-            .args(["test", "--workspace", "--all-targets", "--all-features"])
-            .args(extra)
-            .env("EE_INTEROP_PYTHON", &python)
-            .env("EE_INTEROP_OUT", &interop_out)
-            .env("EE_REQUIRE_INTEROP", "1")
-            .current_dir(&env.root),
-        "cargo test",
-    )?;
-    tally.run(
-        env.cargo()
-            .args(["test", "--workspace", "--doc", "--all-features"])
-            .current_dir(&env.root),
-        "doctests",
-    )?;
-    println!("xtask test: crates with optional features off");
-    for (krate, features) in setup::FEATURE_CHECKS {
+    phases.time("run tests", || {
+        tally.run(
+            env.cargo()
+                .args(["test", "--workspace", "--all-targets", "--all-features"])
+                .args(extra)
+                .env("EE_INTEROP_PYTHON", &python)
+                .env("EE_INTEROP_OUT", &interop_out)
+                .env("EE_REQUIRE_INTEROP", "1")
+                .current_dir(&env.root),
+            "cargo test",
+        )
+    })?;
+    phases.time("doctests", || {
+        tally.run(
+            env.cargo()
+                .args(["test", "--workspace", "--doc", "--all-features"])
+                .current_dir(&env.root),
+            "doctests",
+        )
+    })?;
+    let examples = setup::examples(&env.root)?;
+    phases.time("run examples", || {
+        for (krate, example) in &examples {
+            println!("xtask test: example {krate}/{example}");
+            run(
+                std::process::Command::new(debug.join("examples").join(example))
+                    .current_dir(&env.root),
+                &format!("example {example} of {krate}"),
+            )?;
+        }
+        Ok(())
+    })?;
+    println!("xtask test: API documentation without warnings");
+    phases.time("doc -D warnings", || {
         run(
             env.cargo()
-                .args(["check", "--quiet", "-p", krate, "--no-default-features"])
-                .args(if features.is_empty() {
-                    vec![]
-                } else {
-                    vec!["--features", features]
-                })
+                .args([
+                    "doc",
+                    "--quiet",
+                    "--workspace",
+                    "--no-deps",
+                    "--all-features",
+                ])
+                .env("RUSTDOCFLAGS", "-D warnings")
                 .current_dir(&env.root),
-            &format!("cargo check -p {krate} --no-default-features {features}"),
-        )?;
-    }
-    println!("xtask test: API documentation without warnings");
-    run(
-        env.cargo()
-            .args([
-                "doc",
-                "--quiet",
-                "--workspace",
-                "--no-deps",
-                "--all-features",
-            ])
-            .env("RUSTDOCFLAGS", "-D warnings")
-            .current_dir(&env.root),
-        "cargo doc --no-deps",
-    )?;
-    // The examples were built by `cargo test --all-targets` with the workspace's features;
-    // `cargo run -p CRATE --example` would resolve each crate's features alone and rebuild
-    // much of the dependency tree per example, so the built programs are run directly.
-    run(
-        env.cargo()
-            .args([
-                "build",
-                "--quiet",
-                "--workspace",
-                "--examples",
-                "--all-features",
-            ])
-            .current_dir(&env.root),
-        "cargo build --examples",
-    )?;
-    let examples = setup::examples(&env.root)?;
-    let example_dir = env.target_dir().join("debug/examples");
-    for (krate, example) in &examples {
-        println!("xtask test: example {krate}/{example}");
+            "cargo doc --no-deps",
+        )
+    })?;
+    println!("xtask test: crates with optional features off");
+    phases.time("check --no-default-features", || {
         run(
-            std::process::Command::new(example_dir.join(example)).current_dir(&env.root),
-            &format!("example {example} of {krate}"),
-        )?;
-    }
+            setup::feature_check(env.cargo()).current_dir(&env.root),
+            "cargo check --no-default-features",
+        )
+    })?;
     // Verification builds every package alone, with its own feature set: in a fresh target
     // directory most of the dependency tree again (13 minutes here), so the suite packages
-    // without it; the --no-default-features checks above cover features, a real release
+    // without it; the --no-default-features check above covers features, a real release
     // verifies.
     let mut dry_run = vec![
         "--dry-run".to_string(),
@@ -220,7 +313,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         );
         dry_run.insert(1, "--allow-dirty".to_string());
     }
-    release::release(&dry_run)?;
+    phases.time("release dry run", || release::release(&dry_run))?;
     println!(
         "xtask test: {} passed, {} failed; {} examples ran; release dry run passed",
         tally.passed,

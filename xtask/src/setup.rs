@@ -18,6 +18,25 @@ pub const FEATURE_CHECKS: &[(&str, &str)] = &[
     ("ee-serve", ""),
 ];
 
+/// `cargo check --no-default-features` of every crate of [`FEATURE_CHECKS`] in one invocation
+/// (`-p a -p b --features a/x`): one feature resolution, so the dependencies they share are
+/// checked once instead of once per crate. With resolver 2, `--no-default-features` applies to
+/// every selected package, so `grpc` stays off in all three, also where one of them would turn
+/// it on in another (`ee-predict-client`'s `grpc` turns on `ee-tensor-proto/grpc`): an
+/// unconditional `use tonic` in any one of them fails the check. Features named in
+/// [`FEATURE_CHECKS`], and those of third-party dependencies, are unified across the crates as
+/// in any one build.
+pub fn feature_check(mut cargo: Command) -> Command {
+    cargo.args(["check", "--quiet", "--no-default-features"]);
+    for (krate, features) in FEATURE_CHECKS {
+        cargo.args(["-p", krate]);
+        for feature in features.split([' ', ',']).filter(|f| !f.is_empty()) {
+            cargo.arg("--features").arg(format!("{krate}/{feature}"));
+        }
+    }
+    cargo
+}
+
 /// Whether `git status` shows no changes under `root`.
 pub fn tree_is_clean(root: &Path) -> bool {
     Command::new("git")
