@@ -20,7 +20,8 @@ const USAGE: &str = "usage: cargo xtask <demo|test|bench|chaos|memory|codegen|re
 
   demo   install what is needed, then run the main job on the embedded default
   test   install what is needed, then run the whole test suite (Rust and interop checks)
-  bench  run the benchmarks and write target/bench-report.md (--quick: shorter)
+  bench  run the benchmarks and write target/bench-report.md (--quick: shorter;
+         --pipeline: only the Python comparison, target/bench-pipeline.md)
   chaos  faults (20% failing requests) and kill-and-resume against ee-model serve: tables
   memory peak RSS of ee-model predict on 10000^2 and 40000^2 rasters (--quick: smaller)
   codegen regenerate the checked-in protobuf code (--check: fail if it differs)
