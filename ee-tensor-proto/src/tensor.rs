@@ -39,9 +39,16 @@ pub enum Tensor {
     String(ArrayD<Vec<u8>>),
 }
 
-/// Applies `$body` to the array inside any variant, binding it as `$a`.
+/// Applies `$body` to the array inside any variant, binding it as `$a`; with `numeric`
+/// first, only to the numeric variants (bools and strings give `None`).
 macro_rules! with_array {
     ($t:expr, $a:ident => $body:expr) => {
+        $crate::tensor::with_array!(@match $t, $a => $body; Tensor::Bool($a) => $body, Tensor::String($a) => $body)
+    };
+    (numeric $t:expr, $a:ident => $body:expr) => {
+        $crate::tensor::with_array!(@match $t, $a => $body; Tensor::Bool(_) | Tensor::String(_) => None)
+    };
+    (@match $t:expr, $a:ident => $body:expr; $($rest:tt)*) => {
         match $t {
             Tensor::F16($a) => $body,
             Tensor::F32($a) => $body,
@@ -54,8 +61,7 @@ macro_rules! with_array {
             Tensor::U16($a) => $body,
             Tensor::U32($a) => $body,
             Tensor::U64($a) => $body,
-            Tensor::Bool($a) => $body,
-            Tensor::String($a) => $body,
+            $($rest)*
         }
     };
 }
@@ -183,26 +189,6 @@ pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
-/// `$body` with `$a` bound to the array of a numeric tensor; `None` for bools and strings.
-macro_rules! numeric_arrays {
-    ($t:expr, $a:ident => $body:expr) => {
-        match $t {
-            Tensor::F16($a) => $body,
-            Tensor::F32($a) => $body,
-            Tensor::F64($a) => $body,
-            Tensor::I8($a) => $body,
-            Tensor::I16($a) => $body,
-            Tensor::I32($a) => $body,
-            Tensor::I64($a) => $body,
-            Tensor::U8($a) => $body,
-            Tensor::U16($a) => $body,
-            Tensor::U32($a) => $body,
-            Tensor::U64($a) => $body,
-            Tensor::Bool(_) | Tensor::String(_) => None,
-        }
-    };
-}
-
 impl Tensor {
     /// A tensor of `dtype` and `shape` filled with zeros (empty strings, `false`).
     pub fn zeros(dtype: DataType, shape: &[usize]) -> Self {
@@ -315,7 +301,7 @@ impl Tensor {
         if cfg!(not(target_endian = "little")) {
             return None;
         }
-        numeric_arrays!(self, a => bytes(a))
+        with_array!(numeric self, a => bytes(a))
     }
 
     /// The values of a numeric tensor in standard layout as its little-endian bytes, to be
@@ -328,7 +314,7 @@ impl Tensor {
         if cfg!(not(target_endian = "little")) {
             return None;
         }
-        numeric_arrays!(self, a => bytes(a))
+        with_array!(numeric self, a => bytes(a))
     }
 
     /// Appends the little-endian row-major bytes of a numeric or bool tensor to `out`;
