@@ -157,12 +157,12 @@ impl InputStack {
         fill: T,
     ) -> Result<WindowData<T>> {
         let (h, w) = (window.height, window.width);
-        let whole = window.intersect(self.grid.size.window()) == Some(window);
         let mut values = Array3::from_elem((self.bands.len(), h, w), fill);
         let mut valid = Array2::from_elem((h, w), false);
         let Some(inside) = window.intersect(self.grid.size.window()) else {
             return Ok(WindowData { values, valid });
         };
+        let whole = inside == window;
         let (ox, oy) = (
             (inside.x - window.x) as usize,
             (inside.y - window.y) as usize,
