@@ -46,7 +46,7 @@ fn main() {
     .unwrap();
     for y0 in (0..size).step_by(rows) {
         writer
-            .write_block(&Block {
+            .write_block(&mut Block {
                 y0,
                 values: block_values.clone(),
                 valid: valid.clone(),

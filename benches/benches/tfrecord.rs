@@ -51,7 +51,7 @@ fn make_raster(path: &Path, size: usize) {
     .unwrap();
     let rows = 256.min(size);
     for y0 in (0..size).step_by(rows) {
-        w.write_block(&Block {
+        w.write_block(&mut Block {
             y0,
             values: Array3::from_shape_fn((rows, size, BANDS), |(r, c, b)| {
                 ((c as f64) * 0.01 + b as f64).sin() * 100.0 + (y0 + r) as f64

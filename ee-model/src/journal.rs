@@ -9,13 +9,15 @@
 //! nothing; the file is synced to disk at most once per [`SYNC_INTERVAL`] (an fsync per tile
 //! cost more than encoding the tile), so a power cut loses at most that much work.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ee_tensor_proto::tfrecord::{Compression, TfRecordReader, TfRecordWriter};
-use ee_tiling::{Margins, TileAnswer, TileGrid};
+use ee_tiling::{Margins, Pixel, TileAnswer, TileGrid};
 use ndarray::{Array2, Array3};
 
 use crate::{Error, Result};
@@ -71,27 +73,16 @@ const MASK_ALL_INVALID: u8 = 2;
 /// Values are stored as one f64 when they are all the same (nodata, masked or empty areas:
 /// large jobs are mostly such tiles), else as f32 when every one of them survives the round
 /// trip (the usual case: models answer in float32), else as f64; the validity mask as one flag
-/// when uniform, else a byte per pixel.
-fn encode(answer: &TileAnswer) -> Vec<u8> {
-    let (rows, cols, planes) = answer.values.dim();
-    let m = answer.margins;
-    let values: std::borrow::Cow<'_, [f64]> = match answer.values.as_slice() {
+/// when uniform, else a byte per pixel. (An `f32` pipeline's answers always fit f32.)
+fn encode<P: Pixel>(answer: &TileAnswer<P>) -> Vec<u8> {
+    let values: Cow<'_, [P]> = match answer.values.as_slice() {
         Some(v) => v.into(),
         None => answer.values.iter().copied().collect::<Vec<_>>().into(),
     };
-    let first = values.first().copied().unwrap_or(0.0);
-    let mask = if answer.valid.iter().all(|&b| b) {
-        MASK_ALL_VALID
-    } else if answer.valid.iter().all(|&b| !b) {
-        MASK_ALL_INVALID
-    } else {
-        MASK_EXPLICIT
-    };
+    let first = values.first().map_or(0.0, |v| v.to_f64());
+    let mask = mask_kind(answer);
     let mut out = Vec::with_capacity(38 + values.len() * 4 + answer.valid.len());
-    out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
-    for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
-        out.extend_from_slice(&(v as u32).to_le_bytes());
-    }
+    put_dims(&mut out, answer);
     let head = out.len();
     out.extend_from_slice(&[4, mask]);
     // One pass writes the values as f32 while finding out whether that was exact and whether
@@ -106,7 +97,7 @@ fn encode(answer: &TileAnswer) -> Vec<u8> {
         out.extend_from_slice(&[8, mask]);
         out.reserve(values.len() * 8 + answer.valid.len());
         for v in values.iter() {
-            out.extend_from_slice(&v.to_le_bytes());
+            out.extend_from_slice(&v.to_f64().to_le_bytes());
         }
     }
     if mask == MASK_EXPLICIT {
@@ -115,10 +106,61 @@ fn encode(answer: &TileAnswer) -> Vec<u8> {
     out
 }
 
+/// The record of `answer` as the parts [`Journal::append`] writes one after the other: those
+/// of [`encode`], except that float32 values not all one value are borrowed where they lie.
+fn parts<P: Pixel>(answer: &TileAnswer<P>) -> [Cow<'_, [u8]>; 3] {
+    let f32_values = (&answer.values as &dyn Any)
+        .downcast_ref::<Array3<f32>>()
+        .and_then(|v| v.as_slice())
+        .filter(|_| cfg!(target_endian = "little"));
+    let Some(values) = f32_values.filter(|v| v.iter().any(|x| x.to_bits() != v[0].to_bits()))
+    else {
+        return [
+            encode(answer).into(),
+            Cow::Borrowed(&[]),
+            Cow::Borrowed(&[]),
+        ];
+    };
+    let mask = mask_kind(answer);
+    let mut head = Vec::with_capacity(38);
+    put_dims(&mut head, answer);
+    head.extend_from_slice(&[4, mask]);
+    let mask_bytes: Vec<u8> = match mask {
+        MASK_EXPLICIT => answer.valid.iter().map(|&b| b as u8).collect(),
+        _ => Vec::new(),
+    };
+    [
+        head.into(),
+        Cow::Borrowed(bytemuck::cast_slice(values)),
+        mask_bytes.into(),
+    ]
+}
+
+/// A record's first 36 bytes: the tile's number, the values' dimensions and the margins.
+fn put_dims<P>(out: &mut Vec<u8>, answer: &TileAnswer<P>) {
+    let (rows, cols, planes) = answer.values.dim();
+    let m = answer.margins;
+    out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
+    for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+}
+
+/// How the validity mask is stored.
+fn mask_kind<P>(answer: &TileAnswer<P>) -> u8 {
+    if answer.valid.iter().all(|&b| b) {
+        MASK_ALL_VALID
+    } else if answer.valid.iter().all(|&b| !b) {
+        MASK_ALL_INVALID
+    } else {
+        MASK_EXPLICIT
+    }
+}
+
 /// Appends `values` as little-endian f32 and says whether every value survived that (NaNs of
 /// any payload count as surviving) and whether all of them have the bits of `first`. Works in
 /// chunks the compiler vectorises: no early exit per value.
-fn put_f32(out: &mut Vec<u8>, values: &[f64], first: f64) -> (bool, bool) {
+fn put_f32<P: Pixel>(out: &mut Vec<u8>, values: &[P], first: f64) -> (bool, bool) {
     const CHUNK: usize = 64;
     let start = out.len();
     out.resize(start + values.len() * 4, 0);
@@ -127,8 +169,9 @@ fn put_f32(out: &mut Vec<u8>, values: &[f64], first: f64) -> (bool, bool) {
     for (src, dst) in values.chunks(CHUNK).zip(out[start..].chunks_mut(CHUNK * 4)) {
         let (mut n, mut c) = (true, true);
         for (v, d) in src.iter().zip(dst.chunks_exact_mut(4)) {
-            let f = *v as f32;
-            n &= (f as f64 == *v) | v.is_nan();
+            let v = v.to_f64();
+            let f = v as f32;
+            n &= (f as f64 == v) | v.is_nan();
             c &= v.to_bits() == first;
             d.copy_from_slice(&f.to_le_bytes());
         }
@@ -138,7 +181,7 @@ fn put_f32(out: &mut Vec<u8>, values: &[f64], first: f64) -> (bool, bool) {
     (narrow, constant)
 }
 
-fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
+fn decode<P: Pixel>(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer<P>> {
     let u32_at = |i: usize| {
         bytes
             .get(8 + i * 4..12 + i * 4)
@@ -170,15 +213,15 @@ fn decode(bytes: &[u8], grid: &TileGrid) -> Option<TileAnswer> {
     if body.len() != value_bytes.checked_add(mask_bytes)? {
         return None;
     }
-    let values: Vec<f64> = match width {
-        CONSTANT => vec![f64::from_le_bytes(body[..8].try_into().ok()?); n],
+    let values: Vec<P> = match width {
+        CONSTANT => vec![P::from_f64(f64::from_le_bytes(body[..8].try_into().ok()?)); n],
         4 => body[..value_bytes]
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+            .map(|c| P::from_f64(f32::from_le_bytes(c.try_into().unwrap_or_default()) as f64))
             .collect(),
         _ => body[..value_bytes]
             .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .map(|c| P::from_f64(f64::from_le_bytes(c.try_into().unwrap_or_default())))
             .collect(),
     };
     let valid: Vec<bool> = match mask {
@@ -212,11 +255,11 @@ impl Journal {
 
     /// Opens an existing journal for the job with `fingerprint`: returns the answers it holds
     /// (a torn tail is dropped and cut off) and the journal, ready to append.
-    pub fn resume(
+    pub fn resume<P: Pixel>(
         path: &Path,
         fingerprint: &str,
         grid: &TileGrid,
-    ) -> Result<(Vec<TileAnswer>, Self)> {
+    ) -> Result<(Vec<TileAnswer<P>>, Self)> {
         let file = File::open(path).map_err(io(path))?;
         let mut reader = TfRecordReader::new(BufReader::new(file));
         let mut record = Vec::new();
@@ -267,9 +310,10 @@ impl Journal {
 
     /// Appends one tile's answer: written through to the kernel at once (a kill loses
     /// nothing), synced to disk when [`SYNC_INTERVAL`] has passed since the last sync.
-    pub fn append(&mut self, answer: &TileAnswer) -> Result<()> {
+    pub fn append<P: Pixel>(&mut self, answer: &TileAnswer<P>) -> Result<()> {
+        let [a, b, c] = parts(answer);
         self.writer
-            .write_record(&encode(answer))
+            .write_record_parts(&[&a, &b, &c])
             .map_err(io(&self.path))?;
         self.writer.flush().map_err(io(&self.path))?;
         if self.last_sync.elapsed() >= SYNC_INTERVAL {
@@ -337,7 +381,7 @@ mod tests {
         for n in 0..4 {
             let a = answer(n);
             let bytes = encode(&a);
-            let back = decode(&bytes, &grid()).unwrap();
+            let back: TileAnswer = decode(&bytes, &grid()).unwrap();
             assert_eq!(back.values.len(), a.values.len());
             assert!(back
                 .values
@@ -354,14 +398,38 @@ mod tests {
         let mut nan = answer(0);
         nan.values.fill(f64::NAN);
         nan.valid.fill(false);
-        let back = decode(&encode(&nan), &grid()).unwrap();
+        let back: TileAnswer = decode(&encode(&nan), &grid()).unwrap();
         assert!(back.values.iter().all(|v| v.is_nan()) && back.valid.iter().all(|&v| !v));
         // Damaged records are refused, not misread.
         let bytes = encode(&answer(2));
-        assert!(decode(&bytes[..bytes.len() - 1], &grid()).is_none());
+        assert!(decode::<f64>(&bytes[..bytes.len() - 1], &grid()).is_none());
         let mut bad_width = bytes.clone();
         bad_width[36] = 3;
-        assert!(decode(&bad_width, &grid()).is_none());
+        assert!(decode::<f64>(&bad_width, &grid()).is_none());
+    }
+
+    #[test]
+    fn f32_answers_are_stored_as_f32_and_read_back_either_way() {
+        for n in [0, 2, 3] {
+            let wide = answer(n);
+            let narrow = TileAnswer {
+                tile: wide.tile,
+                values: wide.values.mapv(|v| v as f32),
+                margins: wide.margins,
+                valid: wide.valid.clone(),
+            };
+            let bytes = encode(&narrow);
+            assert_eq!(
+                bytes,
+                encode(&wide),
+                "tile {n}: the same record from f32 or f64"
+            );
+            assert_eq!(parts(&narrow).concat(), bytes, "tile {n}: parts as encoded");
+            assert_eq!(parts(&wide).concat(), bytes);
+            let back: TileAnswer<f32> = decode(&bytes, &grid()).unwrap();
+            assert_eq!(back.values, narrow.values);
+            assert_eq!(back.valid, narrow.valid);
+        }
     }
 
     #[test]
@@ -382,18 +450,18 @@ mod tests {
             .unwrap()
             .set_len(len - 100)
             .unwrap();
-        let (answers, mut j) = Journal::resume(&path, "abc", &grid()).unwrap();
+        let (answers, mut j) = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
         assert_eq!(answers.len(), 2);
         assert_eq!(answers[1].values, answer(1).values);
         assert_eq!(answers[0].values, answer(0).values);
         j.append(&answer(2)).unwrap();
         drop(j);
-        let (answers, _) = Journal::resume(&path, "abc", &grid()).unwrap();
+        let (answers, _) = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
         assert_eq!(
             answers.iter().map(|a| a.tile.number).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
-        let err = Journal::resume(&path, "other", &grid())
+        let err = Journal::resume::<f64>(&path, "other", &grid())
             .err()
             .unwrap()
             .to_string();

@@ -14,8 +14,8 @@ use ee_raster_io::{
 };
 use ee_tensor_proto::{DataType, Instance, Tensor};
 use ee_tiling::{
-    crop_answer, min_mask, Assembler, BandDims, MergeMode, RasterSize, Shard, Tile, TileAnswer,
-    TileGrid, Window,
+    crop_answer, min_mask, Assembler, BandDims, MergeMode, Pixel, RasterSize, Shard, Tile,
+    TileAnswer, TileGrid, Window,
 };
 use ndarray::{s, Array3, ArrayD, IxDyn};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -410,14 +410,14 @@ fn interleave<T>(
     Some(out)
 }
 
-/// Crops one answer tensor for a band, whatever its element type.
-fn crop_tensor(
+/// Crops one answer tensor for a band, whatever its element type, into `P`.
+fn crop_tensor<P: Pixel>(
     t: &Tensor,
     grid: &TileGrid,
     tile: &Tile,
     band: &OutputBandSpec,
     keep: bool,
-) -> Result<ee_tiling::Cropped> {
+) -> Result<ee_tiling::Cropped<P>> {
     macro_rules! go {
         ($a:expr) => {
             crop_answer($a.view(), grid, tile, &band.name, band.dims, keep)?
@@ -447,13 +447,13 @@ fn crop_tensor(
 
 /// Turns a model answer for one tile into a `TileAnswer` (bands' planes concatenated) and the
 /// plane count of each band.
-fn to_answer(
+fn to_answer<P: Pixel>(
     mut answer: Instance,
     work: &TileWork,
     grid: &TileGrid,
     bands: &[OutputBandSpec],
     merge: MergeMode,
-) -> Result<(TileAnswer, Vec<usize>)> {
+) -> Result<(TileAnswer<P>, Vec<usize>)> {
     let keep = merge == MergeMode::Blend;
     let mut parts = Vec::with_capacity(bands.len());
     // A single unnamed (or differently named) output maps to the single declared band.
@@ -495,7 +495,7 @@ fn to_answer(
     } else {
         let total: usize = planes.iter().sum();
         let mut out = Vec::with_capacity(rows * cols * total);
-        let slices: Vec<std::borrow::Cow<'_, [f64]>> = parts
+        let slices: Vec<std::borrow::Cow<'_, [P]>> = parts
             .iter()
             .map(|p| match p.values.as_slice() {
                 Some(s) => std::borrow::Cow::Borrowed(s),
@@ -542,13 +542,13 @@ fn band_names(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<OutputBand> {
 /// Messages to the writer thread. An answer carries its tile's slot of the pipeline's
 /// in-flight budget, freed once the writer has taken it in: a writer slower than the model
 /// then holds the reader back instead of letting answers pile up in memory.
-enum ToWriter {
-    Answer(Box<TileAnswer>, Vec<usize>, Option<OwnedSemaphorePermit>),
+enum ToWriter<P> {
+    Answer(Box<TileAnswer<P>>, Vec<usize>, Option<OwnedSemaphorePermit>),
     Fail(Error),
 }
 
 /// Everything the writer thread needs.
-struct WriterJob {
+struct WriterJob<P> {
     output: PathBuf,
     grid: TileGrid,
     sampling: SamplingGrid,
@@ -556,14 +556,17 @@ struct WriterJob {
     bands: Vec<OutputBandSpec>,
     options: WriteOptions,
     journal: Journal,
-    replay: Vec<TileAnswer>,
+    replay: Vec<TileAnswer<P>>,
     progress: Option<ProgressFn>,
     total: usize,
     clock: Arc<StageClock>,
 }
 
 /// The writer thread: journal, assemble, write; returns the output band names.
-fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<String>, Journal)> {
+fn write_loop<P: Pixel>(
+    job: WriterJob<P>,
+    rx: mpsc::Receiver<ToWriter<P>>,
+) -> Result<(Vec<String>, Journal)> {
     let WriterJob {
         output,
         grid,
@@ -577,11 +580,11 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
         total,
         clock,
     } = job;
-    let mut state: Option<(Assembler, GeoTiffWriter, Vec<usize>)> = None;
+    let mut state: Option<(Assembler<P>, GeoTiffWriter, Vec<usize>)> = None;
     let resumed = replay.len();
     let mut done = 0usize;
     let transform = grid.output_transform(sampling.transform);
-    let mut handle = |answer: TileAnswer,
+    let mut handle = |answer: TileAnswer<P>,
                       planes: Option<Vec<usize>>,
                       journal: &mut Journal,
                       fresh: bool|
@@ -622,8 +625,9 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
             journal.append(&answer)?;
         }
         assembler.add(std::slice::from_ref(&answer))?;
-        while let Some(block) = assembler.take_finished()? {
-            writer.write_block(&block)?;
+        while let Some(mut block) = assembler.take_finished()? {
+            writer.write_block(&mut block)?;
+            assembler.recycle(block);
         }
         done += 1;
         StageClock::add(&clock.write, started);
@@ -660,8 +664,27 @@ fn write_loop(job: WriterJob, rx: mpsc::Receiver<ToWriter>) -> Result<(Vec<Strin
     Ok((names, journal))
 }
 
-/// Runs a whole job.
+/// Runs a whole job: in `f32` when every output band is float32 (the same pixels, half the
+/// memory traffic; see [`Pixel`]), else in `f64`.
 pub(crate) async fn predict_image(
+    spec: &ModelSpec,
+    runner: &Runner,
+    inputs: &[PathBuf],
+    output: &Path,
+    options: &PredictOptions,
+) -> Result<Report> {
+    if spec
+        .output_bands
+        .iter()
+        .all(|b| b.dtype == DataType::Float32)
+    {
+        predict_image_as::<f32>(spec, runner, inputs, output, options).await
+    } else {
+        predict_image_as::<f64>(spec, runner, inputs, output, options).await
+    }
+}
+
+async fn predict_image_as<P: Pixel>(
     spec: &ModelSpec,
     runner: &Runner,
     inputs: &[PathBuf],
@@ -858,7 +881,7 @@ pub(crate) async fn predict_image(
     }
 
     // Writer thread.
-    let (to_writer, from_pipeline) = mpsc::channel::<ToWriter>();
+    let (to_writer, from_pipeline) = mpsc::channel::<ToWriter<P>>();
     let write_options = WriteOptions {
         compression: options.compression,
         cog: options.cog,
@@ -998,7 +1021,7 @@ pub(crate) async fn predict_image(
             answers.and_then(|answers| {
                 for (a, w) in answers.into_iter().zip(&work) {
                     let cropping = Instant::now();
-                    let (answer, planes) = to_answer(a, w, &grid, &bands, merge)?;
+                    let (answer, planes) = to_answer::<P>(a, w, &grid, &bands, merge)?;
                     StageClock::add(&clock.crop, cropping);
                     let slot = permit.split(1);
                     let _ = to_writer.send(ToWriter::Answer(Box::new(answer), planes, slot));

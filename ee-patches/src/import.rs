@@ -451,8 +451,8 @@ fn import_inner(
         }
         count += 1;
         if col + 1 == per_row {
-            if let (Some(w), Some(b)) = (writer.as_mut(), block.take()) {
-                w.write_block(&b)?;
+            if let (Some(w), Some(mut b)) = (writer.as_mut(), block.take()) {
+                w.write_block(&mut b)?;
             }
         }
     }

@@ -131,8 +131,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
         assembler.add(&answers)?;
-        while let Some(block) = assembler.take_finished()? {
-            writer.write_block(&block)?;
+        while let Some(mut block) = assembler.take_finished()? {
+            writer.write_block(&mut block)?;
+            assembler.recycle(block);
         }
     }
     assembler.finish()?;

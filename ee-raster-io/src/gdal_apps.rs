@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::Once;
 
 use gdal::cpl::CslStringList;
-use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags, Metadata};
 
 use crate::{Error, Result};
 
@@ -17,8 +17,17 @@ use crate::{Error, Result};
 /// RAM) would let the cache of written blocks grow with the raster.
 pub const DEFAULT_CACHE_MB: usize = 256;
 
-/// Once per process: routes GDAL's error messages into return values only (nothing printed)
-/// and bounds its block cache.
+/// How uncompressed GeoTIFFs are read when the user has not set `GTIFF_VIRTUAL_MEM_IO`: mapped
+/// into memory when the file fits in RAM, so a window is copied straight from the mapping into
+/// the caller's buffer instead of through GDAL's block cache (one copy and one de-interleave
+/// less per pixel, and no cache blocks to fault in). Measured on the 4096^2 x 4 float32 pipeline
+/// benchmark: client CPU 2.0 -> 1.6 s. The pages read count in the process's RSS as mapped
+/// file pages (the page cache holds them either way); sparse blocks are never touched.
+pub const DEFAULT_VIRTUAL_MEM_IO: &str = "IF_ENOUGH_RAM";
+
+/// Once per process: routes GDAL's error messages into return values only (nothing printed),
+/// bounds its block cache and reads uncompressed GeoTIFFs through a mapping (see
+/// [`DEFAULT_VIRTUAL_MEM_IO`]), each unless the user configured it.
 pub(crate) fn quiet_gdal() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -29,10 +38,16 @@ pub(crate) fn quiet_gdal() {
             // Takes effect even when GDAL already sized its cache.
             unsafe { gdal_sys::GDALSetCacheMax64((DEFAULT_CACHE_MB as i64) << 20) };
         }
+        if gdal::config::get_config_option("GTIFF_VIRTUAL_MEM_IO", "")
+            .map_or(true, |v| v.is_empty())
+        {
+            // GDAL reads the option when it opens a GeoTIFF: set before any is opened.
+            let _ = gdal::config::set_config_option("GTIFF_VIRTUAL_MEM_IO", DEFAULT_VIRTUAL_MEM_IO);
+        }
     });
 }
 
-fn last_message() -> String {
+pub(crate) fn last_message() -> String {
     unsafe {
         let msg = CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
             .to_string_lossy()
@@ -46,16 +61,71 @@ fn last_message() -> String {
 /// Opens a raster read-only, with GDAL's reason in the error when it fails.
 pub fn open_raster(path: &Path) -> Result<Dataset> {
     quiet_gdal();
-    let options = DatasetOptions {
-        open_flags: GdalOpenFlags::GDAL_OF_RASTER
-            | GdalOpenFlags::GDAL_OF_READONLY
-            | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
-        ..Default::default()
+    let open = || {
+        let options = DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_RASTER
+                | GdalOpenFlags::GDAL_OF_READONLY
+                | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
+            ..Default::default()
+        };
+        Dataset::open_ex(path, options).map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            message: crate::error::message_of(&e),
+        })
     };
-    Dataset::open_ex(path, options).map_err(|e| Error::Open {
-        path: path.to_path_buf(),
-        message: crate::error::message_of(&e),
-    })
+    let dataset = open()?;
+    if mapped_reads_may_apply(&dataset) && !blocks_within_file(&dataset, path) {
+        // GDAL's mapped reads read the missing tail of a block cut short as zeros, where its
+        // block reader reports the missing data: open the truncated file without them.
+        let _ = gdal::config::set_thread_local_config_option("GTIFF_VIRTUAL_MEM_IO", "NO");
+        let reopened = open();
+        let _ = gdal::config::clear_thread_local_config_option("GTIFF_VIRTUAL_MEM_IO");
+        return reopened;
+    }
+    Ok(dataset)
+}
+
+/// Whether GDAL may read `dataset` through a file mapping: an uncompressed GeoTIFF opened
+/// under this crate's [`DEFAULT_VIRTUAL_MEM_IO`].
+fn mapped_reads_may_apply(dataset: &Dataset) -> bool {
+    let ours = gdal::config::get_config_option("GTIFF_VIRTUAL_MEM_IO", "")
+        .is_ok_and(|v| v == DEFAULT_VIRTUAL_MEM_IO);
+    ours && dataset.driver().short_name() == "GTiff"
+        && dataset
+            .metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+            .is_none_or(|c| c.eq_ignore_ascii_case("NONE"))
+}
+
+/// Whether every stored block of every band lies inside the file (sparse blocks, stored
+/// nowhere, do): false for a GeoTIFF cut short.
+fn blocks_within_file(dataset: &Dataset, path: &Path) -> bool {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return false;
+    };
+    let (w, h) = dataset.raster_size();
+    for b in 1..=dataset.raster_count() {
+        let Ok(band) = dataset.rasterband(b) else {
+            return false;
+        };
+        let (bx, by) = band.block_size();
+        if bx == 0 || by == 0 {
+            return false;
+        }
+        for y in 0..h.div_ceil(by) {
+            for x in 0..w.div_ceil(bx) {
+                let item = |what: &str| {
+                    band.metadata_item(&format!("BLOCK_{what}_{x}_{y}"), "TIFF")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let offset = item("OFFSET");
+                if offset != 0 && offset.saturating_add(item("SIZE")) > len {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 fn argv(args: &[String]) -> Result<CslStringList> {

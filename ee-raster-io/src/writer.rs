@@ -5,13 +5,15 @@
 //! Cloud-Optimized GeoTIFF with GDAL's COG driver. GTiff stores one type and one nodata value
 //! for all bands; the writer picks the narrowest type holding every band's values.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 
 use ee_tensor_proto::DataType;
-use ee_tiling::{Block, GeoTransform, RasterSize, Window};
+use ee_tiling::{Block, GeoTransform, Pixel, RasterSize, Window};
 use gdal::raster::{GdalDataType, GdalType, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
+use ndarray::Array3;
 
 use crate::error::gdal_err;
 use crate::gdal_apps::{open_raster, quiet_gdal, translate};
@@ -74,6 +76,9 @@ pub struct GeoTiffWriter {
     size: RasterSize,
     cog: Option<Compression>,
     block_size: usize,
+    /// Rows `0..rows_in_order` were written, in order, by the blocks so far; `None` once a
+    /// block came out of order (then GDAL's cache decides when blocks are written).
+    rows_in_order: Option<usize>,
 }
 
 /// The name written to until `finish`.
@@ -197,6 +202,7 @@ impl GeoTiffWriter {
             size,
             cog: options.cog.then_some(options.compression),
             block_size: options.block_size,
+            rows_in_order: Some(0),
         })
     }
 
@@ -211,7 +217,9 @@ impl GeoTiffWriter {
     }
 
     /// Writes finished rows: `block.values` is `(rows, cols, bands)`; invalid pixels get nodata.
-    pub fn write_block(&mut self, block: &Block) -> Result<()> {
+    /// When `P` is the bands' type, the block is written from its own memory (its invalid
+    /// pixels set to nodata there); otherwise through one converted copy.
+    pub fn write_block<P: Pixel>(&mut self, block: &mut Block<P>) -> Result<()> {
         let (rows, cols, planes) = block.values.dim();
         if planes != self.bands.len()
             || cols != self.size.width
@@ -227,45 +235,109 @@ impl GeoTiffWriter {
             )));
         }
         match self.gdal_type {
-            GdalDataType::UInt8 => self.write_as::<u8>(block),
-            GdalDataType::UInt16 => self.write_as::<u16>(block),
-            GdalDataType::Int16 => self.write_as::<i16>(block),
-            GdalDataType::UInt32 => self.write_as::<u32>(block),
-            GdalDataType::Int32 => self.write_as::<i32>(block),
-            GdalDataType::UInt64 => self.write_as::<u64>(block),
-            GdalDataType::Int64 => self.write_as::<i64>(block),
-            GdalDataType::Float32 => self.write_as::<f32>(block),
-            _ => self.write_as::<f64>(block),
+            GdalDataType::UInt8 => self.write_as::<u8, P>(block),
+            GdalDataType::UInt16 => self.write_as::<u16, P>(block),
+            GdalDataType::Int16 => self.write_as::<i16, P>(block),
+            GdalDataType::UInt32 => self.write_as::<u32, P>(block),
+            GdalDataType::Int32 => self.write_as::<i32, P>(block),
+            GdalDataType::UInt64 => self.write_as::<u64, P>(block),
+            GdalDataType::Int64 => self.write_as::<i64, P>(block),
+            GdalDataType::Float32 => self.write_as::<f32, P>(block),
+            _ => self.write_as::<f64, P>(block),
         }
     }
 
-    fn write_as<T: GdalType + Copy + FromF64>(&mut self, block: &Block) -> Result<()> {
+    fn write_as<T: GdalType + Copy + FromF64 + 'static, P: Pixel>(
+        &mut self,
+        block: &mut Block<P>,
+    ) -> Result<()> {
         let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
-        // One pass converts the block, still pixel-interleaved, and one GDAL call writes every
-        // band from it (GDAL splits the interleave into the band blocks itself).
-        let mut data: Vec<T> = match block.values.as_slice() {
-            Some(values) => values.iter().map(|&v| T::from_f64(v)).collect(),
-            None => block.values.iter().map(|&v| T::from_f64(v)).collect(),
+        let Block { y0, values, valid } = block;
+        let all_valid = valid.iter().all(|&ok| ok);
+        let mask = |data: &mut [T]| {
+            if !all_valid {
+                for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(valid.iter()) {
+                    if !ok {
+                        px.fill(nodata);
+                    }
+                }
+            }
         };
-        if !block.valid.iter().all(|&ok| ok) {
-            for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(block.valid.iter()) {
-                if !ok {
-                    px.fill(nodata);
+        // The block already in the bands' type is written as it lies; otherwise one pass
+        // converts it, still pixel-interleaved. Either way one GDAL call writes every band
+        // (GDAL splits the interleave into the band blocks itself).
+        let same = (values as &mut dyn Any).downcast_mut::<Array3<T>>();
+        let mut converted: Vec<T>;
+        let data: &mut [T] = match same.and_then(|v| v.as_slice_mut()) {
+            Some(data) => data,
+            None => {
+                converted = match values.as_slice() {
+                    Some(v) => v.iter().map(|&v| T::from_f64(v.to_f64())).collect(),
+                    None => values.iter().map(|&v| T::from_f64(v.to_f64())).collect(),
+                };
+                &mut converted
+            }
+        };
+        mask(data);
+        let mut bands: Vec<i32> = (1..=planes as i32).collect();
+        // Rows arriving in order are written in pieces that end on the file's block rows; each
+        // block row, once complete, is flushed out of GDAL's cache at once (see
+        // `flush_complete_rows`).
+        let row_len = cols * planes;
+        let mut y = *y0;
+        let mut rest = data;
+        while y < *y0 + rows {
+            let end = match self.rows_in_order {
+                Some(done) if done == y => {
+                    ((y / self.block_size + 1) * self.block_size).min(*y0 + rows)
+                }
+                _ => *y0 + rows,
+            };
+            let (piece, tail) = rest.split_at_mut((end - y) * row_len);
+            crate::gdal_apps::pixel_interleaved_io(
+                &self.dataset,
+                true,
+                Window::new(0, y as i64, cols, end - y),
+                &mut bands,
+                piece,
+                &self.partial,
+                || format!("writing rows {y}..{end}"),
+            )?;
+            self.flush_complete_rows(y, end)?;
+            (y, rest) = (end, tail);
+        }
+        Ok(())
+    }
+
+    /// Follows rows written in order from the top: when `y..end` completes a row of the file's
+    /// blocks (or the raster), every band's cached blocks are written and dropped. Nothing
+    /// partial is in the cache then, so no block is written twice; the cache holds one block
+    /// row instead of filling up with the whole output, which saves its memory and the page
+    /// faults of filling it.
+    fn flush_complete_rows(&mut self, y: usize, end: usize) -> Result<()> {
+        let Some(done) = self.rows_in_order.filter(|&done| done == y) else {
+            self.rows_in_order = None;
+            return Ok(());
+        };
+        self.rows_in_order = Some(end);
+        if end.is_multiple_of(self.block_size) || end == self.size.height {
+            for b in 1..=self.bands.len() {
+                let band = self
+                    .dataset
+                    .rasterband(b)
+                    .map_err(gdal_err(&self.partial, format!("opening band {b}")))?;
+                // SAFETY: the handle belongs to `band`, alive for the call.
+                let err = unsafe { gdal_sys::GDALFlushRasterCache(band.c_rasterband()) };
+                if err != gdal_sys::CPLErr::CE_None {
+                    return Err(Error::Gdal {
+                        path: self.partial.clone(),
+                        operation: format!("writing rows {done}..{end} of band {b}"),
+                        message: crate::gdal_apps::last_message(),
+                    });
                 }
             }
         }
-        let mut bands: Vec<i32> = (1..=planes as i32).collect();
-        let window = Window::new(0, block.y0 as i64, cols, rows);
-        crate::gdal_apps::pixel_interleaved_io(
-            &self.dataset,
-            true,
-            window,
-            &mut bands,
-            &mut data,
-            &self.partial,
-            || format!("writing rows {}..{}", block.y0, block.y0 + rows),
-        )?;
         Ok(())
     }
 

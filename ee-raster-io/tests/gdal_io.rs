@@ -102,7 +102,9 @@ fn written_geotiff_reads_back_in_gdalinfo_and_through_the_stack() {
             ((y0 + r) * 1000 + c) as f64 * 0.5 + k as f64
         });
         let valid = Array2::from_shape_fn((rows, 300), |(r, c)| !((y0 + r) == 3 && c == 7));
-        writer.write_block(&Block { y0, values, valid }).unwrap();
+        writer
+            .write_block(&mut Block { y0, values, valid })
+            .unwrap();
     }
     let done = writer.finish().unwrap();
     assert_eq!(done, path);
@@ -339,7 +341,7 @@ fn cog_and_quicklook() {
     let values = Array3::from_shape_fn((400, 600, 1), |(r, c, _)| (r + c) as f64);
     let valid = Array2::from_shape_fn((400, 600), |(r, _)| r < 390);
     writer
-        .write_block(&Block {
+        .write_block(&mut Block {
             y0: 0,
             values,
             valid,
@@ -423,4 +425,165 @@ fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
         .read_interleaved::<f32>(Window::new(0, 0, 10, 10), &[0, 1])
         .unwrap()
         .is_none());
+}
+
+#[test]
+fn float32_blocks_written_in_place_equal_float64_blocks_converted() {
+    // The same pixels (some masked, some values f32 must round) written once from f64 blocks
+    // (converted) and once from f32 blocks (written as they lie) give the same file bytes,
+    // and the masked pixels of the f32 block became nodata in place.
+    let size = RasterSize::new(300, 130);
+    let bands = [
+        OutputBand {
+            name: "a".into(),
+            dtype: DataType::Float32,
+        },
+        OutputBand {
+            name: "b".into(),
+            dtype: DataType::Float32,
+        },
+    ];
+    let value = |r: usize, c: usize, k: usize| (r * 1000 + c) as f64 * 0.1 + k as f64 / 3.0;
+    let ok = |r: usize, c: usize| !(r * 7 + c).is_multiple_of(11);
+    let write = |name: &str, f32_blocks: bool| -> Vec<u8> {
+        let path = scratch(name);
+        let mut writer = GeoTiffWriter::create(
+            &path,
+            size,
+            GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
+            &utm33(),
+            &bands,
+            &WriteOptions::default(),
+        )
+        .unwrap();
+        for y0 in (0..130).step_by(50) {
+            let rows = 50.min(130 - y0);
+            let values = Array3::from_shape_fn((rows, 300, 2), |(r, c, k)| value(y0 + r, c, k));
+            let valid = Array2::from_shape_fn((rows, 300), |(r, c)| ok(y0 + r, c));
+            if f32_blocks {
+                let mut block = Block {
+                    y0,
+                    values: values.mapv(|v| v as f32),
+                    valid,
+                };
+                writer.write_block(&mut block).unwrap();
+                let nodata = writer.nodata() as f32;
+                for ((r, c, _), v) in block.values.indexed_iter() {
+                    let want = if ok(y0 + r, c) { *v } else { nodata };
+                    assert_eq!(v.to_bits(), want.to_bits());
+                }
+            } else {
+                writer
+                    .write_block(&mut Block { y0, values, valid })
+                    .unwrap();
+            }
+        }
+        std::fs::read(writer.finish().unwrap()).unwrap()
+    };
+    assert_eq!(write("from_f64.tif", false), write("from_f32.tif", true));
+}
+
+#[test]
+fn rows_written_in_order_flush_whole_block_rows_only() {
+    // 16-pixel blocks filled by 7-row pieces in order (flushed block row by block row) and by
+    // the same pieces bottom-up (left to GDAL's cache): the same pixels, and the same DEFLATE
+    // file size, so no block was flushed half-written and written again.
+    let size = RasterSize::new(100, 90);
+    let bands = [
+        OutputBand {
+            name: "a".into(),
+            dtype: DataType::Float32,
+        },
+        OutputBand {
+            name: "b".into(),
+            dtype: DataType::Float32,
+        },
+    ];
+    let write = |name: &str, bottom_up: bool| -> PathBuf {
+        let path = scratch(name);
+        let options = WriteOptions {
+            block_size: 16,
+            ..Default::default()
+        };
+        let mut writer = GeoTiffWriter::create(
+            &path,
+            size,
+            GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
+            &utm33(),
+            &bands,
+            &options,
+        )
+        .unwrap();
+        let mut starts: Vec<usize> = (0..90).step_by(7).collect();
+        if bottom_up {
+            starts.reverse();
+        }
+        for y0 in starts {
+            let rows = 7.min(90 - y0);
+            let values = Array3::from_shape_fn((rows, 100, 2), |(r, c, k)| {
+                ((y0 + r) * 100 + c) as f32 + k as f32 * 0.5
+            });
+            let valid =
+                Array2::from_shape_fn((rows, 100), |(r, c)| !(y0 + r + c).is_multiple_of(9));
+            writer
+                .write_block(&mut Block { y0, values, valid })
+                .unwrap();
+        }
+        writer.finish().unwrap()
+    };
+    let (in_order, reversed) = (write("in_order.tif", false), write("reversed.tif", true));
+    let bits = |p: &Path, b| {
+        read_all(p, b)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    for b in 1..=2 {
+        assert!(bits(&in_order, b) == bits(&reversed, b), "band {b} differs");
+    }
+    let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(len(&in_order), len(&reversed));
+}
+
+#[test]
+fn a_block_cut_short_is_an_error_not_zeros() {
+    // An uncompressed pixel-interleaved GeoTIFF whose only block loses its last 300 bytes,
+    // mid-page: a window inside the cut part must fail (GDAL's mapped reads alone would
+    // return zeros there), by both readers; the intact file reads.
+    let path = scratch("cut_whole.tif");
+    let (w, h) = (64usize, 64usize);
+    {
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let opts = RasterCreationOptions::from_iter(["TILED=YES", "INTERLEAVE=PIXEL"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(&path, w, h, 2, &opts)
+            .unwrap();
+        ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
+            .unwrap();
+        for b in 1..=2usize {
+            let data: Vec<f32> = (0..w * h).map(|i| i as f32 + 1.0 + b as f32).collect();
+            ds.rasterband(b)
+                .unwrap()
+                .write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+                .unwrap();
+        }
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = scratch("cut_short.tif");
+    std::fs::write(&cut, &bytes[..bytes.len() - 300]).unwrap();
+    let tail = Window::new(0, 60, 64, 4);
+    for (file, whole) in [(&path, true), (&cut, false)] {
+        let stack =
+            InputStack::open(std::slice::from_ref(file), &[], None, Resampling::Nearest).unwrap();
+        let interleaved = stack.read_interleaved::<f32>(tail, &[0, 1]);
+        let planes = stack.read_window::<f32>(tail, 0.0);
+        if whole {
+            assert!(interleaved.unwrap().unwrap().iter().all(|&v| v > 0.0));
+            assert!(planes.unwrap().values.iter().all(|&v| v > 0.0));
+        } else {
+            let err = interleaved.unwrap_err().to_string();
+            assert!(err.contains("cut_short.tif"), "{err}");
+            assert!(planes.is_err());
+        }
+    }
 }

@@ -14,8 +14,12 @@ const MASK_DELTA: u32 = 0xa282_ead8;
 
 /// TensorFlow's masked CRC-32C of `data`.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
-    let c = crc32c::crc32c(data);
-    c.rotate_right(15).wrapping_add(MASK_DELTA)
+    mask(crc32c::crc32c(data))
+}
+
+/// TensorFlow's mask of a CRC-32C.
+fn mask(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(MASK_DELTA)
 }
 
 /// Whether a record stream is gzip-compressed.
@@ -51,17 +55,27 @@ impl<W: Write> TfRecordWriter<W> {
 
     /// Appends one record.
     pub fn write_record(&mut self, data: &[u8]) -> io::Result<()> {
-        let len = (data.len() as u64).to_le_bytes();
+        self.write_record_parts(&[data])
+    }
+
+    /// Appends one record whose data is `parts` one after the other, written from where they
+    /// lie (no joined copy).
+    pub fn write_record_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let len = (total as u64).to_le_bytes();
         let mut head = [0u8; 12];
         head[..8].copy_from_slice(&len);
         head[8..].copy_from_slice(&masked_crc32c(&len).to_le_bytes());
+        let crc = parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p));
         let w: &mut dyn Write = match &mut self.sink {
             Sink::Plain(w) => w,
             Sink::Gzip(w) => w,
         };
         w.write_all(&head)?;
-        w.write_all(data)?;
-        w.write_all(&masked_crc32c(data).to_le_bytes())?;
+        for p in parts {
+            w.write_all(p)?;
+        }
+        w.write_all(&mask(crc).to_le_bytes())?;
         self.records += 1;
         Ok(())
     }
@@ -246,6 +260,30 @@ mod tests {
             assert_eq!(found, c);
             let back: Vec<Vec<u8>> = reader.collect::<Result<_>>().unwrap();
             assert_eq!(back, records.iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_record_written_in_parts_is_the_record_of_their_concatenation() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cuts in [
+            vec![],
+            vec![0],
+            vec![1, 100],
+            vec![38, 4038, 4999],
+            vec![5000],
+        ] {
+            let mut parts: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().copied().chain([data.len()]) {
+                parts.push(&data[at..c]);
+                at = c;
+            }
+            let mut whole = TfRecordWriter::new(Vec::new(), Compression::None);
+            whole.write_record(&data).unwrap();
+            let mut split = TfRecordWriter::new(Vec::new(), Compression::None);
+            split.write_record_parts(&parts).unwrap();
+            assert_eq!(split.finish().unwrap(), whole.finish().unwrap(), "{cuts:?}");
         }
     }
 

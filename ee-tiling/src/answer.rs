@@ -43,6 +43,27 @@ impl Sample for bool {
     }
 }
 
+/// The element type tiles are cropped, journaled and assembled in: `f64` (any output), or
+/// `f32` when every output band is float32, which halves the memory every answer passes
+/// through. Each answer value becomes `P::from_f64(value.to_f64())`, so an `f32` pipeline
+/// rounds each value once, exactly where an `f64` one converting at the end would.
+pub trait Pixel: Sample + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    /// `v` in this type (`as` conversion: nearest, NaN kept).
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Pixel for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Pixel for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
 /// Per-pixel rank of an output band: 0 scalar, 1 vector, 2 matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BandDims {
@@ -68,25 +89,25 @@ impl BandDims {
     }
 }
 
-/// An answer reduced to `(h, w, planes)` in f64, and the margins it still carries.
+/// An answer reduced to `(h, w, planes)` of `P`, and the margins it still carries.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Cropped {
+pub struct Cropped<P = f64> {
     /// Values, `(rows, cols, planes)`.
-    pub values: Array3<f64>,
+    pub values: Array3<P>,
     /// Margins (output pixels) around the core still present in `values`.
     pub margins: Margins,
 }
 
 /// Checks `answer` for `tile`/`band` and crops it: to the core when `keep_margins` is false
 /// (or when the answer has no margins), else to core plus scaled margins.
-pub fn crop_answer<T: Sample>(
+pub fn crop_answer<T: Sample, P: Pixel>(
     answer: ArrayViewD<'_, T>,
     grid: &TileGrid,
     tile: &Tile,
     band: &str,
     dims: BandDims,
     keep_margins: bool,
-) -> Result<Cropped> {
+) -> Result<Cropped<P>> {
     let shape = answer.shape().to_vec();
     let out = grid.output_tile_size();
     let scaled = grid.output_margins();
@@ -150,13 +171,13 @@ pub fn crop_answer<T: Sample>(
             for y in cut.top..h - cut.bottom {
                 let start = (y * w + cut.left) * planes;
                 let row = &all[start..start + cols * planes];
-                out.extend(row.iter().map(|&v| v.to_f64()));
+                out.extend(row.iter().map(|&v| P::from_f64(v.to_f64())));
             }
             Array3::from_shape_vec((rows, cols, planes), out).map_err(|_| fail())?
         }
         None => flat
             .slice(s![cut.top..h - cut.bottom, cut.left..w - cut.right, ..])
-            .mapv(Sample::to_f64),
+            .mapv(|v| P::from_f64(v.to_f64())),
     };
     Ok(Cropped {
         values,
@@ -185,10 +206,11 @@ mod tests {
         let g = grid();
         let t = g.tile_number(0).unwrap();
         let a = ArrayD::from_shape_fn(vec![12, 12, 1], |i| (i[0] * 100 + i[1]) as f32);
-        let c = crop_answer(a.view(), &g, &t, "out", BandDims::Scalar, false).unwrap();
+        let c: Cropped = crop_answer(a.view(), &g, &t, "out", BandDims::Scalar, false).unwrap();
         assert_eq!(c.values.shape(), &[8, 8, 1]);
         assert_eq!(c.values[[0, 0, 0]], 202.0);
-        let kept = crop_answer(a.view(), &g, &t, "out", BandDims::Scalar, true).unwrap();
+        let kept: Cropped<f32> =
+            crop_answer(a.view(), &g, &t, "out", BandDims::Scalar, true).unwrap();
         assert_eq!(kept.values.shape(), &[12, 12, 1]);
         assert_eq!(
             kept.margins,
@@ -206,19 +228,20 @@ mod tests {
         let g = grid();
         let t = g.tile_number(3).unwrap();
         let a = ArrayD::<f32>::zeros(vec![10, 12]);
-        let err = crop_answer(a.view(), &g, &t, "probs", BandDims::Scalar, false).unwrap_err();
+        let err =
+            crop_answer::<_, f64>(a.view(), &g, &t, "probs", BandDims::Scalar, false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "tile (col 0, row 1) band \"probs\": answer has shape [10, 12], expected (h, w) or (h, w, 1) with (h, w) = (8, 8) (core) or (12, 12) (core + overlap)"
         );
         let v = ArrayD::<u8>::zeros(vec![8, 8, 3, 2]);
         assert_eq!(
-            crop_answer(v.view(), &g, &t, "m", BandDims::Matrix, false)
+            crop_answer::<_, f64>(v.view(), &g, &t, "m", BandDims::Matrix, false)
                 .unwrap()
                 .values
                 .shape(),
             &[8, 8, 6]
         );
-        assert!(crop_answer(v.view(), &g, &t, "v", BandDims::Vector, false).is_err());
+        assert!(crop_answer::<_, f32>(v.view(), &g, &t, "v", BandDims::Vector, false).is_err());
     }
 }

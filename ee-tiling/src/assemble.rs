@@ -17,12 +17,13 @@ use std::collections::VecDeque;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
+use crate::answer::Pixel;
 use crate::blend::axis_profile;
 use crate::{Error, Margins, RasterSize, Result, Tile, TileGrid, Window};
 
 /// One finished row's work: its index among the rows finished together, its values and
 /// validity to fill, and the accumulated row.
-type RowJob<'a> = (usize, ((&'a mut [f64], &'a mut [bool]), &'a Row));
+type RowJob<'a, P> = (usize, ((&'a mut [P], &'a mut [bool]), &'a Row<P>));
 
 /// Values below which accumulating or finishing rows runs on the calling thread: for a tile
 /// or a block of a few MB, waking the pool costs more CPU than the copy it shares out (and a
@@ -39,13 +40,13 @@ pub enum MergeMode {
     Blend,
 }
 
-/// One tile's answer, ready to assemble.
+/// One tile's answer, ready to assemble, in `f64` or `f32` (see [`Pixel`]).
 #[derive(Clone, Debug)]
-pub struct TileAnswer {
+pub struct TileAnswer<P = f64> {
     /// Which tile.
     pub tile: Tile,
     /// Values `(rows, cols, planes)` covering the output core plus `margins`.
-    pub values: Array3<f64>,
+    pub values: Array3<P>,
     /// Margins (output pixels) present around the core in `values`.
     pub margins: Margins,
     /// Validity of the output core `(rows, cols)` (see [`crate::min_mask`]).
@@ -54,27 +55,30 @@ pub struct TileAnswer {
 
 /// Finished output rows: values and validity.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Block {
+pub struct Block<P = f64> {
     /// First output row.
     pub y0: usize,
     /// Values `(rows, cols, planes)`; masked pixels hold 0.
-    pub values: Array3<f64>,
+    pub values: Array3<P>,
     /// Validity `(rows, cols)`.
     pub valid: Array2<bool>,
 }
 
-impl Block {
+impl<P> Block<P> {
     /// The window of the output this block covers.
     pub fn window(&self) -> Window {
         Window::new(0, self.y0 as i64, self.valid.ncols(), self.valid.nrows())
     }
 }
 
-/// One output row being accumulated. Crop keeps no weights: each pixel takes exactly one
-/// core's value, which `mask_writes` (core writes per pixel) checks, so a row costs 8 bytes
-/// per value plus 2 per pixel instead of 8 more for a weight nobody needs.
+/// One output row being accumulated. Crop keeps each pixel's value as it came (`core`) and
+/// no weights: each pixel takes exactly one core's value, which `mask_writes` (core writes per
+/// pixel) checks. Blend sums weighted values and weights in f64 (`sum`, `weight`).
 #[derive(Clone)]
-struct Row {
+struct Row<P> {
+    /// Crop only.
+    core: Vec<P>,
+    /// Blend only.
     sum: Vec<f64>,
     /// Blend only.
     weight: Vec<f64>,
@@ -82,22 +86,24 @@ struct Row {
     mask_writes: Vec<u8>,
 }
 
-impl Row {
+impl<P: Pixel> Row<P> {
     fn new(width: usize, planes: usize, mode: MergeMode) -> Self {
+        let (core, sum, weight) = match mode {
+            MergeMode::Crop => (vec![P::default(); width * planes], Vec::new(), Vec::new()),
+            MergeMode::Blend => (Vec::new(), vec![0.0; width * planes], vec![0.0; width]),
+        };
         Row {
-            sum: vec![0.0; width * planes],
-            weight: match mode {
-                MergeMode::Crop => Vec::new(),
-                MergeMode::Blend => vec![0.0; width],
-            },
+            core,
+            sum,
+            weight,
             valid: vec![false; width],
             mask_writes: vec![0; width],
         }
     }
 
     /// Makes a row handed on earlier ready for new output rows: cheaper than a new one (no
-    /// allocation, no fresh pages). Crop leaves `sum` as it was: `finish_row` reads a pixel's
-    /// sum only after exactly one core wrote it, and that write overwrote it.
+    /// allocation, no fresh pages). Crop leaves `core` as it was: `finish_row` reads a pixel's
+    /// value only after exactly one core wrote it, and that write overwrote it.
     fn reset(&mut self, mode: MergeMode) {
         if mode == MergeMode::Blend {
             self.sum.fill(0.0);
@@ -109,24 +115,26 @@ impl Row {
 }
 
 /// One answer prepared for accumulation: its footprint in output pixels and weight profiles.
-struct Placed<'a> {
-    answer: &'a TileAnswer,
+struct Placed<'a, P: Clone> {
+    answer: &'a TileAnswer<P>,
     /// `answer.values` as one row-major slice.
-    values: Cow<'a, [f64]>,
+    values: Cow<'a, [P]>,
     footprint: Window,
     wx: Vec<f64>,
     wy: Vec<f64>,
 }
 
-/// Assembles answers of a [`TileGrid`] into finished output rows.
-pub struct Assembler {
+/// Assembles answers of a [`TileGrid`] into finished output rows of `P`.
+pub struct Assembler<P = f64> {
     grid: TileGrid,
     mode: MergeMode,
     planes: usize,
     out: RasterSize,
-    rows: VecDeque<Row>,
+    rows: VecDeque<Row<P>>,
     /// Rows already handed on, kept for reuse (at most [`Assembler::spare_limit`]).
-    spare: Vec<Row>,
+    spare: Vec<Row<P>>,
+    /// A block's values given back with [`Assembler::recycle`], for the next block.
+    spare_block: Vec<P>,
     first_row: usize,
     seen: Vec<bool>,
     done_per_row: Vec<usize>,
@@ -134,7 +142,7 @@ pub struct Assembler {
     max_block_rows: usize,
 }
 
-impl Assembler {
+impl<P: Pixel> Assembler<P> {
     /// An assembler for `planes` output planes (array bands flattened). Blend mode needs
     /// overlap margins that scale to whole output pixels.
     pub fn new(grid: TileGrid, mode: MergeMode, planes: usize) -> Result<Self> {
@@ -152,6 +160,7 @@ impl Assembler {
             out: grid.output_size(),
             rows: VecDeque::new(),
             spare: Vec::new(),
+            spare_block: Vec::new(),
             first_row: 0,
             seen: vec![false; grid.len()],
             done_per_row: vec![0; grid.rows()],
@@ -178,7 +187,7 @@ impl Assembler {
         self.rows.len()
     }
 
-    fn place<'a>(&self, a: &'a TileAnswer) -> Result<Placed<'a>> {
+    fn place<'a>(&self, a: &'a TileAnswer<P>) -> Result<Placed<'a, P>> {
         let t = a.tile;
         if self.grid.tile_number(t.number) != Some(t) {
             return Err(Error::Assembly(format!(
@@ -244,7 +253,7 @@ impl Assembler {
     }
 
     /// Accumulates a batch of answers (any tiles, any order), in parallel over output rows.
-    pub fn add(&mut self, answers: &[TileAnswer]) -> Result<()> {
+    pub fn add(&mut self, answers: &[TileAnswer<P>]) -> Result<()> {
         let placed = answers
             .iter()
             .map(|a| self.place(a))
@@ -271,7 +280,7 @@ impl Assembler {
         let mode = self.mode;
         let work: usize = placed.iter().map(|p| p.values.len()).sum();
         let rows = self.rows.make_contiguous();
-        let accumulate = |(i, row): (usize, &mut Row)| {
+        let accumulate = |(i, row): (usize, &mut Row<P>)| {
             accumulate_row(row, (first + i) as i64, &placed, width, planes, mode)
         };
         if work >= PARALLEL_MIN_VALUES {
@@ -288,7 +297,7 @@ impl Assembler {
     }
 
     /// A row for the next output row: a spare one reset, else a new one.
-    fn new_row(&mut self) -> Row {
+    fn new_row(&mut self) -> Row<P> {
         match self.spare.pop() {
             Some(mut row) => {
                 row.reset(self.mode);
@@ -328,7 +337,7 @@ impl Assembler {
     }
 
     /// Hands on the rows every contributing tile has reached, if any.
-    pub fn take_finished(&mut self) -> Result<Option<Block>> {
+    pub fn take_finished(&mut self) -> Result<Option<Block<P>>> {
         let bound = self
             .finished_bound()
             .min(self.first_row.saturating_add(self.max_block_rows));
@@ -342,12 +351,16 @@ impl Assembler {
             let row = self.new_row();
             self.rows.push_back(row);
         }
-        let rows: Vec<Row> = self.rows.drain(..n).collect();
-        let mut values = vec![0.0f64; n * width * planes];
+        let rows: Vec<Row<P>> = self.rows.drain(..n).collect();
+        // Every value is written below: a recycled buffer needs no zeroing, only its length.
+        let mut values = std::mem::take(&mut self.spare_block);
+        values.clear();
+        values.resize(n * width * planes, P::default());
         let mut valid = vec![false; n * width];
         let (first, mode) = (self.first_row, self.mode);
-        let finish =
-            |(i, ((out, ok), row)): RowJob<'_>| finish_row(row, out, ok, planes, mode, first + i);
+        let finish = |(i, ((out, ok), row)): RowJob<'_, P>| {
+            finish_row(row, out, ok, planes, mode, first + i)
+        };
         if values.len() >= PARALLEL_MIN_VALUES {
             values
                 .par_chunks_mut(width * planes)
@@ -376,6 +389,16 @@ impl Assembler {
         Ok(Some(block))
     }
 
+    /// Gives a handed-on block's memory back for the next block (saves allocating and
+    /// faulting in fresh pages for every block).
+    pub fn recycle(&mut self, block: Block<P>) {
+        let (mut values, _) = block.values.into_raw_vec_and_offset();
+        if values.capacity() > self.spare_block.capacity() {
+            values.clear();
+            self.spare_block = values;
+        }
+    }
+
     /// Checks that every tile was answered and every row handed on.
     pub fn finish(mut self) -> Result<()> {
         if let Some(missing) = self.seen.iter().position(|s| !s) {
@@ -394,10 +417,10 @@ impl Assembler {
 }
 
 /// Adds every placed answer that reaches output row `y` into `row`.
-fn accumulate_row(
-    row: &mut Row,
+fn accumulate_row<P: Pixel>(
+    row: &mut Row<P>,
     y: i64,
-    placed: &[Placed<'_>],
+    placed: &[Placed<'_, P>],
     width: usize,
     planes: usize,
     mode: MergeMode,
@@ -425,11 +448,11 @@ fn accumulate_row(
             let src0 = (vy * vw + vx0 + lx0) * planes;
             let src = &p.values[src0..src0 + n * planes];
             let xs = x_start as usize;
-            let dst = &mut row.sum[xs * planes..(xs + n) * planes];
             if mode == MergeMode::Crop {
                 // The footprint is the core: one write per pixel, counted below.
-                dst.copy_from_slice(src);
+                row.core[xs * planes..(xs + n) * planes].copy_from_slice(src);
             } else {
+                let dst = &mut row.sum[xs * planes..(xs + n) * planes];
                 let weights = &mut row.weight[xs..xs + n];
                 for (((d, s), acc), wx) in dst
                     .chunks_exact_mut(planes)
@@ -439,7 +462,7 @@ fn accumulate_row(
                 {
                     let w = wx * wy;
                     for (dv, sv) in d.iter_mut().zip(s) {
-                        *dv += w * sv;
+                        *dv += w * sv.to_f64();
                     }
                     *acc += w;
                 }
@@ -457,10 +480,10 @@ fn accumulate_row(
     }
 }
 
-/// Turns one accumulated row into final values, checking its invariants.
-fn finish_row(
-    row: &Row,
-    out: &mut [f64],
+/// Turns one accumulated row into final values (masked pixels 0), checking its invariants.
+fn finish_row<P: Pixel>(
+    row: &Row<P>,
+    out: &mut [P],
     ok: &mut [bool],
     planes: usize,
     mode: MergeMode,
@@ -486,9 +509,14 @@ fn finish_row(
             )));
         }
         *valid = row.valid[x];
-        if *valid {
-            for (d, s) in dst.iter_mut().zip(&row.sum[x * planes..(x + 1) * planes]) {
-                *d = if mode == MergeMode::Crop { *s } else { s / w };
+        let span = x * planes..(x + 1) * planes;
+        if !*valid {
+            dst.fill(P::default());
+        } else if mode == MergeMode::Crop {
+            dst.copy_from_slice(&row.core[span]);
+        } else {
+            for (d, s) in dst.iter_mut().zip(&row.sum[span]) {
+                *d = P::from_f64(s / w);
             }
         }
     }

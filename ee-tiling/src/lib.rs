@@ -33,7 +33,7 @@ mod mask;
 mod shard;
 mod window;
 
-pub use answer::{crop_answer, BandDims, Cropped, Sample};
+pub use answer::{crop_answer, BandDims, Cropped, Pixel, Sample};
 pub use assemble::{Assembler, Block, MergeMode, TileAnswer};
 pub use blend::axis_profile;
 pub use error::{Error, Result};

@@ -274,7 +274,7 @@ fn a_missing_or_repeated_tile_is_an_error() {
         let t = grid.tile_number(n).unwrap();
         TileAnswer {
             tile: t,
-            values: Array3::zeros((4, 4, 1)),
+            values: Array3::<f64>::zeros((4, 4, 1)),
             margins: Default::default(),
             valid: Array2::from_elem((4, 4), true),
         }
@@ -292,4 +292,48 @@ fn a_missing_or_repeated_tile_is_an_error() {
         .unwrap_err()
         .to_string()
         .contains("tile (col 1, row 0) was never answered"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// Given float32 answers (what models send), an `f32` assembler recycling every block it
+    /// hands out gives exactly the `f64` assembler's blocks converted to `f32`, masked pixels
+    /// 0, in both merge modes (blend still sums in f64).
+    #[test]
+    fn f32_assembly_is_f64_assembly_rounded_once(grid in grid_strategy(), blend: bool, seed in 0u64..1000) {
+        let mode = if blend && grid.output_margins().is_some() { MergeMode::Blend } else { MergeMode::Crop };
+        let margins = if mode == MergeMode::Blend { grid.output_margins().unwrap() } else { Default::default() };
+        let rows = 1 + grid.output_size().height % 5;
+        let mut wide = Assembler::<f64>::new(grid, mode, 2).unwrap().with_max_block_rows(rows);
+        let mut narrow = Assembler::<f32>::new(grid, mode, 2).unwrap().with_max_block_rows(rows);
+        for tile in grid.tiles() {
+            let f = tile.output.expand(margins.left, margins.top, margins.right, margins.bottom);
+            let values = Array3::from_shape_fn((f.height, f.width, 2), |(r, c, p)| {
+                (((r * 31 + c * 7 + p + tile.number) as f64 + seed as f64).sin() * 1e3 + 0.1) as f32 as f64
+            });
+            let valid = Array2::from_shape_fn((tile.output.height, tile.output.width), |(r, c)| {
+                !(r + c + tile.number + seed as usize).is_multiple_of(5)
+            });
+            let a = TileAnswer { tile, values, margins, valid };
+            let b = TileAnswer { tile, values: a.values.mapv(|v| v as f32), margins, valid: a.valid.clone() };
+            wide.add(std::slice::from_ref(&a)).unwrap();
+            narrow.add(std::slice::from_ref(&b)).unwrap();
+            while let Some(w) = wide.take_finished().unwrap() {
+                let n = narrow.take_finished().unwrap().unwrap();
+                prop_assert_eq!(w.y0, n.y0);
+                prop_assert_eq!(&w.valid, &n.valid);
+                for ((x, y), ok) in w.values.iter().zip(n.values.iter()).zip(w.valid.iter().flat_map(|&v| [v, v])) {
+                    prop_assert_eq!((*x as f32).to_bits(), y.to_bits());
+                    if !ok {
+                        prop_assert_eq!(*y, 0.0);
+                    }
+                }
+                narrow.recycle(n);
+            }
+            prop_assert!(narrow.take_finished().unwrap().is_none());
+        }
+        wide.finish().unwrap();
+        narrow.finish().unwrap();
+    }
 }
