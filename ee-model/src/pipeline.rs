@@ -353,26 +353,28 @@ fn build_instance(values: &Array3<f64>, inputs: &[InputPlan]) -> Result<Instance
 }
 
 /// The instance of a one-input float32 model read straight in the tensor's layout (see
-/// [`InputStack::read_interleaved`]), skipping the `(bands, h, w)` window and its conversions;
-/// `None` where that does not apply (then every pixel of the window is valid).
+/// [`InputStack::read_interleaved`]), skipping the `(bands, h, w)` window and its conversions,
+/// and the window's validity; `None` where that does not apply. Outside the raster the
+/// tensor holds `fill` as f32, as [`build_instance`] would have it.
 fn read_as_sent(
     stack: &InputStack,
     window: Window,
     inputs: &[InputPlan],
-) -> Result<Option<Instance>> {
+    fill: f64,
+) -> Result<Option<(Instance, ndarray::Array2<bool>)>> {
     let [p] = inputs else {
         return Ok(None);
     };
     if p.dtype != DataType::Float32 {
         return Ok(None);
     }
-    let Some(data) = stack.read_interleaved::<f32>(window, &p.positions)? else {
+    let Some(data) = stack.read_interleaved::<f32>(window, &p.positions, fill as f32)? else {
         return Ok(None);
     };
     let shape = [window.height, window.width, p.positions.len()];
     let mut inst = Instance::new();
-    inst.push(p.name.clone(), Tensor::from_vec(&shape, data)?);
-    Ok(Some(inst))
+    inst.push(p.name.clone(), Tensor::from_vec(&shape, data.values)?);
+    Ok(Some((inst, data.valid)))
 }
 
 /// The planes `positions` of a `(bands, h, w)` window interleaved pixel by pixel as
@@ -812,11 +814,8 @@ async fn predict_image_as<P: Pixel>(
             let started = Instant::now();
             let clock = clock.clone();
             let _timer = Defer(Some(move || StageClock::add(&clock.read, started)));
-            let (instance, valid) = match read_as_sent(stack, tile.input, &plans)? {
-                Some(instance) => {
-                    let (w, h) = (tile.input.width, tile.input.height);
-                    (instance, ndarray::Array2::from_elem((h, w), true))
-                }
+            let (instance, valid) = match read_as_sent(stack, tile.input, &plans, fill)? {
+                Some(read) => read,
                 None => {
                     let data = stack.read_window::<f64>(tile.input, fill)?;
                     (build_instance(&data.values, &plans)?, data.valid)

@@ -203,14 +203,17 @@ pub(crate) fn translate(src: &Dataset, dest: &Path, args: &[String]) -> Result<D
 }
 
 /// Reads (`write` false) or writes `window` of the dataset's bands `band_map` (GDAL's 1-based
-/// numbers) from or into one pixel-interleaved buffer `(h, w, bands)` of `T`, in one GDAL
-/// call that converts to or from the bands' type. `operation` names the job in errors.
+/// numbers) from or into one pixel-interleaved buffer of `T` whose lines are `line_pixels`
+/// pixels apart (`w` for a `(h, w, bands)` buffer; more to fill part of a wider one), in one
+/// GDAL call that converts to or from the bands' type. `operation` names the job in errors.
+#[allow(clippy::too_many_arguments)] // the C call's own arguments, each checked here
 pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
     dataset: &Dataset,
     write: bool,
     window: ee_tiling::Window,
     band_map: &mut [i32],
     data: &mut [T],
+    line_pixels: usize,
     path: &Path,
     operation: impl Fn() -> String,
 ) -> Result<()> {
@@ -221,9 +224,13 @@ pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
     };
     let n = band_map.len();
     let (w, h) = (window.width, window.height);
-    if data.len() != w * h * n {
+    let needed = match h {
+        0 => 0,
+        h => ((h - 1) * line_pixels + w) * n,
+    };
+    if line_pixels < w || data.len() < needed {
         return Err(fail(format!(
-            "a buffer of {} values for {w}x{h} pixels of {n} bands",
+            "a buffer of {} values in lines of {line_pixels} pixels for {w}x{h} pixels of {n} bands",
             data.len()
         )));
     }
@@ -245,9 +252,9 @@ pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
     } else {
         gdal_sys::GDALRWFlag::GF_Read
     };
-    // SAFETY: `data` holds w * h * n values of T laid out exactly as the spacings say (bands
-    // interleaved within a pixel, pixels within a line, lines one after another), checked
-    // above; `band_map` holds n band numbers, which GDAL checks against the dataset, as it
+    // SAFETY: `data` holds the h lines of w pixels of n values of T that the spacings address
+    // (bands interleaved within a pixel, pixels within a line, lines `line_pixels` pixels
+    // apart), checked above; `band_map` holds n band numbers, which GDAL checks against the dataset, as it
     // checks the window against the raster.
     let err = unsafe {
         gdal_sys::GDALDatasetRasterIOEx(
@@ -264,7 +271,7 @@ pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
             ni,
             band_map.as_mut_ptr(),
             (n * size) as i64,
-            (w * n * size) as i64,
+            (line_pixels * n * size) as i64,
             size as i64,
             std::ptr::null_mut(),
         )

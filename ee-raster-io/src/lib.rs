@@ -48,7 +48,7 @@ pub use quicklook::write_quicklook;
 pub use source::{
     crs_short_name, same_crs, BandInfo, BandSelector, RasterSource, Resampling, SamplingGrid,
 };
-pub use stack::{InputStack, StackBand, WindowData};
+pub use stack::{InputStack, InterleavedWindow, StackBand, WindowData};
 pub use writer::{partial_path, Compression, FromF64, GeoTiffWriter, OutputBand, WriteOptions};
 
 /// The README's examples, compiled and run by `cargo test --doc`.

@@ -31,6 +31,15 @@ pub struct WindowData<T> {
     pub valid: Array2<bool>,
 }
 
+/// A window's pixels read pixel-interleaved (see [`InputStack::read_interleaved`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterleavedWindow<T> {
+    /// Values `(rows, cols, bands)` row-major; pixels outside the raster hold the fill value.
+    pub values: Vec<T>,
+    /// Validity `(rows, cols)`: inside the raster.
+    pub valid: Array2<bool>,
+}
+
 /// Several rasters' bands on one grid.
 pub struct InputStack {
     sources: Vec<RasterSource>,
@@ -263,20 +272,24 @@ impl InputStack {
 impl InputStack {
     /// Reads the stack bands at `positions` of `window` pixel-interleaved, `(h, w,
     /// positions.len())` row-major, in one GDAL call that converts to `T`: the layout a model
-    /// input tensor has, so it can be sent as read. `None` (read with
-    /// [`InputStack::read_window`] instead) unless the window lies wholly inside the raster
-    /// and the bands come from one unwarped source and have no masked pixels there.
-    pub fn read_interleaved<T: GdalType + Copy + Default>(
+    /// input tensor has, so it can be sent as read. Pixels outside the raster hold `fill` and
+    /// are invalid, as [`InputStack::read_window`] has them. `None` (read with
+    /// [`InputStack::read_window`] instead) unless the window meets the raster and the bands
+    /// come from one unwarped source and have no masked pixels.
+    pub fn read_interleaved<T: GdalType + Copy>(
         &self,
         window: Window,
         positions: &[usize],
-    ) -> Result<Option<Vec<T>>> {
-        let whole = window.intersect(self.grid.size.window()) == Some(window);
+        fill: T,
+    ) -> Result<Option<InterleavedWindow<T>>> {
+        let Some(inside) = window.intersect(self.grid.size.window()) else {
+            return Ok(None);
+        };
         let Some(first) = positions.first().and_then(|&p| self.bands.get(p)) else {
             return Ok(None);
         };
         let source = &self.sources[first.source];
-        if !whole || source.alpha_band().is_some() {
+        if source.alpha_band().is_some() {
             return Ok(None);
         }
         let path = source.path();
@@ -305,22 +318,34 @@ impl InputStack {
             })?);
         }
         let (n, w, h) = (positions.len(), window.width, window.height);
-        let mut data = vec![T::default(); w * h * n];
+        let mut values = vec![fill; w * h * n];
+        let mut valid = Array2::from_elem((h, w), inside == window);
+        let (ox, oy) = (
+            (inside.x - window.x) as usize,
+            (inside.y - window.y) as usize,
+        );
+        if inside != window {
+            valid
+                .slice_mut(s![oy..oy + inside.height, ox..ox + inside.width])
+                .fill(true);
+        }
+        // The part inside the raster lands at its place in the window's lines.
         crate::gdal_apps::pixel_interleaved_io(
             source.dataset(),
             false,
-            window,
+            inside,
             &mut band_map,
-            &mut data,
+            &mut values[(oy * w + ox) * n..],
+            w,
             path,
             || {
                 format!(
-                    "reading {n} bands of window {w}x{h} at ({}, {})",
-                    window.x, window.y
+                    "reading {n} bands of window {}x{} at ({}, {})",
+                    inside.width, inside.height, inside.x, inside.y
                 )
             },
         )?;
-        Ok(Some(data))
+        Ok(Some(InterleavedWindow { values, valid }))
     }
 }
 

@@ -301,6 +301,7 @@ impl GeoTiffWriter {
                 Window::new(0, y as i64, cols, end - y),
                 &mut bands,
                 piece,
+                cols,
                 &self.partial,
                 || format!("writing rows {y}..{end}"),
             )?;

@@ -386,30 +386,38 @@ fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
     }
     let stack =
         InputStack::open(std::slice::from_ref(&path), &[], None, Resampling::Nearest).unwrap();
-    let win = Window::new(13, 7, 40, 30);
-    let planes = stack.read_window::<f64>(win, 0.0).unwrap();
-    for positions in [vec![0usize, 1, 2], vec![2, 0]] {
-        let got = stack
-            .read_interleaved::<f32>(win, &positions)
-            .unwrap()
-            .expect("a whole window of unmasked bands of one file");
-        assert_eq!(got.len(), win.width * win.height * positions.len());
-        for r in 0..win.height {
-            for c in 0..win.width {
-                for (k, &p) in positions.iter().enumerate() {
-                    let i = (r * win.width + c) * positions.len() + k;
-                    assert_eq!(
-                        got[i] as f64,
-                        planes.values[[p, r, c]],
-                        "({c}, {r}) band {p}"
-                    );
+    // Whole windows, and windows past every edge (outside pixels hold the fill, invalid).
+    for win in [
+        Window::new(13, 7, 40, 30),
+        Window::new(-5, -3, 20, 12),
+        Window::new(60, 40, 16, 16),
+        Window::new(-2, -2, 74, 54),
+    ] {
+        let planes = stack.read_window::<f64>(win, -7.5).unwrap();
+        for positions in [vec![0usize, 1, 2], vec![2, 0]] {
+            let got = stack
+                .read_interleaved::<f32>(win, &positions, -7.5)
+                .unwrap()
+                .expect("a window of unmasked bands of one file");
+            assert_eq!(got.values.len(), win.width * win.height * positions.len());
+            assert_eq!(got.valid, planes.valid, "{win:?}");
+            for r in 0..win.height {
+                for c in 0..win.width {
+                    for (k, &p) in positions.iter().enumerate() {
+                        let i = (r * win.width + c) * positions.len() + k;
+                        assert_eq!(
+                            got.values[i] as f64,
+                            planes.values[[p, r, c]],
+                            "{win:?} ({c}, {r}) band {p}"
+                        );
+                    }
                 }
             }
         }
     }
-    // Past the edge, or bands with nodata: the plane reader's job.
+    // Nowhere on the raster, or bands with nodata: the plane reader's job.
     assert!(stack
-        .read_interleaved::<f32>(Window::new(-1, 0, 10, 10), &[0])
+        .read_interleaved::<f32>(Window::new(-20, 0, 10, 10), &[0], 0.0)
         .unwrap()
         .is_none());
     let masked = scratch("in_interleaved_nodata.tif");
@@ -422,7 +430,7 @@ fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
     )
     .unwrap();
     assert!(stack
-        .read_interleaved::<f32>(Window::new(0, 0, 10, 10), &[0, 1])
+        .read_interleaved::<f32>(Window::new(0, 0, 10, 10), &[0, 1], 0.0)
         .unwrap()
         .is_none());
 }
@@ -575,10 +583,15 @@ fn a_block_cut_short_is_an_error_not_zeros() {
     for (file, whole) in [(&path, true), (&cut, false)] {
         let stack =
             InputStack::open(std::slice::from_ref(file), &[], None, Resampling::Nearest).unwrap();
-        let interleaved = stack.read_interleaved::<f32>(tail, &[0, 1]);
+        let interleaved = stack.read_interleaved::<f32>(tail, &[0, 1], 0.0);
         let planes = stack.read_window::<f32>(tail, 0.0);
         if whole {
-            assert!(interleaved.unwrap().unwrap().iter().all(|&v| v > 0.0));
+            assert!(interleaved
+                .unwrap()
+                .unwrap()
+                .values
+                .iter()
+                .all(|&v| v > 0.0));
             assert!(planes.unwrap().values.iter().all(|&v| v > 0.0));
         } else {
             let err = interleaved.unwrap_err().to_string();

@@ -471,10 +471,20 @@ fn accumulate_row<P: Pixel>(
         let core = p.answer.tile.output;
         if y >= core.y && y < core.bottom() {
             let cy = (y - core.y) as usize;
-            for x in core.x.max(0)..core.right().min(width as i64) {
-                let xi = x as usize;
-                row.valid[xi] = p.answer.valid[[cy, (x - core.x) as usize]];
-                row.mask_writes[xi] = row.mask_writes[xi].saturating_add(1);
+            let (x0, x1) = (core.x.max(0), core.right().min(width as i64));
+            if x1 > x0 {
+                let (x0, n) = (x0 as usize, (x1 - x0) as usize);
+                let from = (x0 as i64 - core.x) as usize;
+                let valid = p.answer.valid.row(cy);
+                for (dst, src) in row.valid[x0..x0 + n]
+                    .iter_mut()
+                    .zip(valid.iter().skip(from))
+                {
+                    *dst = *src;
+                }
+                for w in &mut row.mask_writes[x0..x0 + n] {
+                    *w = w.saturating_add(1);
+                }
             }
         }
     }
@@ -489,6 +499,22 @@ fn finish_row<P: Pixel>(
     mode: MergeMode,
     y: usize,
 ) -> Result<()> {
+    if mode == MergeMode::Crop && row.mask_writes.iter().all(|&w| w == 1) {
+        // Every pixel written by exactly one core (checked at once for the row): the row's
+        // values as they are, masked pixels 0.
+        out.copy_from_slice(&row.core);
+        ok.copy_from_slice(&row.valid);
+        if !row.valid.iter().all(|&v| v) {
+            for (dst, _) in out
+                .chunks_exact_mut(planes)
+                .zip(&row.valid)
+                .filter(|(_, v)| !**v)
+            {
+                dst.fill(P::default());
+            }
+        }
+        return Ok(());
+    }
     for (x, (writes, (dst, valid))) in row
         .mask_writes
         .iter()
