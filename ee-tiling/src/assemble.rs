@@ -352,9 +352,10 @@ impl<P: Pixel> Assembler<P> {
             self.rows.push_back(row);
         }
         let rows: Vec<Row<P>> = self.rows.drain(..n).collect();
-        // Every value is written below: a recycled buffer needs no zeroing, only its length.
+        // `finish_row` writes every value: a recycled buffer keeps what it held (no zeroing),
+        // only its length is set.
         let mut values = std::mem::take(&mut self.spare_block);
-        values.clear();
+        values.truncate(n * width * planes);
         values.resize(n * width * planes, P::default());
         let mut valid = vec![false; n * width];
         let (first, mode) = (self.first_row, self.mode);
@@ -392,9 +393,8 @@ impl<P: Pixel> Assembler<P> {
     /// Gives a handed-on block's memory back for the next block (saves allocating and
     /// faulting in fresh pages for every block).
     pub fn recycle(&mut self, block: Block<P>) {
-        let (mut values, _) = block.values.into_raw_vec_and_offset();
+        let (values, _) = block.values.into_raw_vec_and_offset();
         if values.capacity() > self.spare_block.capacity() {
-            values.clear();
             self.spare_block = values;
         }
     }
@@ -476,11 +476,14 @@ fn accumulate_row<P: Pixel>(
                 let (x0, n) = (x0 as usize, (x1 - x0) as usize);
                 let from = (x0 as i64 - core.x) as usize;
                 let valid = p.answer.valid.row(cy);
-                for (dst, src) in row.valid[x0..x0 + n]
-                    .iter_mut()
-                    .zip(valid.iter().skip(from))
-                {
-                    *dst = *src;
+                let dst = &mut row.valid[x0..x0 + n];
+                match valid.as_slice() {
+                    Some(src) => dst.copy_from_slice(&src[from..from + n]),
+                    None => {
+                        for (d, s) in dst.iter_mut().zip(valid.iter().skip(from)) {
+                            *d = *s;
+                        }
+                    }
                 }
                 for w in &mut row.mask_writes[x0..x0 + n] {
                     *w = w.saturating_add(1);
