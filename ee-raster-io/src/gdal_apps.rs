@@ -58,21 +58,29 @@ pub(crate) fn last_message() -> String {
     }
 }
 
+/// Opens `path` read-only as `kind` (`GDAL_OF_RASTER` or `GDAL_OF_VECTOR`) with the driver's
+/// `open_options` (`KEY=VALUE`), with GDAL's reason in the error when it fails.
+pub(crate) fn open_read_only(
+    path: &Path,
+    kind: GdalOpenFlags,
+    open_options: &[String],
+) -> Result<Dataset> {
+    quiet_gdal();
+    let opts: Vec<&str> = open_options.iter().map(String::as_str).collect();
+    let options = DatasetOptions {
+        open_flags: kind | GdalOpenFlags::GDAL_OF_READONLY | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
+        open_options: if opts.is_empty() { None } else { Some(&opts) },
+        ..Default::default()
+    };
+    Dataset::open_ex(path, options).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        message: crate::error::message_of(&e),
+    })
+}
+
 /// Opens a raster read-only, with GDAL's reason in the error when it fails.
 pub fn open_raster(path: &Path) -> Result<Dataset> {
-    quiet_gdal();
-    let open = || {
-        let options = DatasetOptions {
-            open_flags: GdalOpenFlags::GDAL_OF_RASTER
-                | GdalOpenFlags::GDAL_OF_READONLY
-                | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
-            ..Default::default()
-        };
-        Dataset::open_ex(path, options).map_err(|e| Error::Open {
-            path: path.to_path_buf(),
-            message: crate::error::message_of(&e),
-        })
-    };
+    let open = || open_read_only(path, GdalOpenFlags::GDAL_OF_RASTER, &[]);
     let dataset = open()?;
     if mapped_reads_may_apply(&dataset) && !blocks_within_file(&dataset, path) {
         // GDAL's mapped reads read the missing tail of a block cut short as zeros, where its

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use gdal::vector::{FieldValue, LayerAccess, OGRwkbGeometryType};
-use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use gdal::{Dataset, GdalOpenFlags};
 
 use crate::error::gdal_err;
 use crate::{Error, Result};
@@ -45,16 +45,7 @@ pub struct PointSet {
 }
 
 fn open_vector(path: &Path) -> Result<Dataset> {
-    let options = DatasetOptions {
-        open_flags: GdalOpenFlags::GDAL_OF_VECTOR
-            | GdalOpenFlags::GDAL_OF_READONLY
-            | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
-        ..Default::default()
-    };
-    Dataset::open_ex(path, options).map_err(|e| Error::Open {
-        path: path.to_path_buf(),
-        message: crate::error::message_of(&e),
-    })
+    crate::gdal_apps::open_read_only(path, GdalOpenFlags::GDAL_OF_VECTOR, &[])
 }
 
 /// Reads the point features of the first layer of `path` with their numeric `property`,

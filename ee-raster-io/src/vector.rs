@@ -20,10 +20,9 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 
 use gdal::vector::{FieldValue as OgrValue, LayerAccess};
-use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags, Metadata};
+use gdal::{Dataset, DriverManager, GdalOpenFlags, Metadata};
 use gdal_sys::{OGRErr, OGRFieldType};
 
-use crate::gdal_apps::quiet_gdal;
 use crate::{Error, Result};
 
 /// The type of an existing field, as OGR reports it.
@@ -166,22 +165,7 @@ fn gdal_message(e: &gdal::errors::GdalError) -> String {
 }
 
 fn open_vector(path: &Path, options: &[String]) -> Result<Dataset> {
-    quiet_gdal();
-    let opts: Vec<&str> = options.iter().map(String::as_str).collect();
-    Dataset::open_ex(
-        path,
-        DatasetOptions {
-            open_flags: GdalOpenFlags::GDAL_OF_VECTOR
-                | GdalOpenFlags::GDAL_OF_READONLY
-                | GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
-            open_options: if opts.is_empty() { None } else { Some(&opts) },
-            ..Default::default()
-        },
-    )
-    .map_err(|e| Error::Open {
-        path: path.to_path_buf(),
-        message: gdal_message(&e),
-    })
+    crate::gdal_apps::open_read_only(path, GdalOpenFlags::GDAL_OF_VECTOR, options)
 }
 
 impl VectorSource {
@@ -1136,7 +1120,7 @@ mod tests {
         write_with_new_fields(&src, &gpkg, Some("GPKG"), &[], &none).unwrap();
         let mut ds = gdal::Dataset::open_ex(
             &gpkg,
-            DatasetOptions {
+            gdal::DatasetOptions {
                 open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_UPDATE,
                 ..Default::default()
             },

@@ -236,6 +236,30 @@ fn read_all(path: &Path, band: usize) -> Vec<f32> {
         .1
 }
 
+/// A tiled, uncompressed, pixel-interleaved float32 GeoTIFF of `bands` bands without nodata;
+/// pixel `i` (row-major) of band `b` (1-based) holds `value(i, b)`.
+fn make_interleaved(
+    path: &Path,
+    (w, h): (usize, usize),
+    bands: usize,
+    value: impl Fn(usize, usize) -> f32,
+) {
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let opts = RasterCreationOptions::from_iter(["TILED=YES", "INTERLEAVE=PIXEL"]);
+    let mut ds = driver
+        .create_with_band_type_with_options::<f32, _>(path, w, h, bands, &opts)
+        .unwrap();
+    ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
+        .unwrap();
+    for b in 1..=bands {
+        let data: Vec<f32> = (0..w * h).map(|i| value(i, b)).collect();
+        ds.rasterband(b)
+            .unwrap()
+            .write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+            .unwrap();
+    }
+}
+
 #[test]
 fn warped_windows_equal_gdalwarp() {
     let src = scratch("warp_src.tif");
@@ -366,24 +390,10 @@ fn cog_and_quicklook() {
 fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
     // Three bands, no nodata, pixel-interleaved like most multi-band GeoTIFFs.
     let path = scratch("in_interleaved.tif");
-    let (w, h) = (70usize, 50usize);
-    {
-        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-        let opts = RasterCreationOptions::from_iter(["TILED=YES", "INTERLEAVE=PIXEL"]);
-        let mut ds = driver
-            .create_with_band_type_with_options::<f32, _>(&path, w, h, 3, &opts)
-            .unwrap();
-        ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
-            .unwrap();
-        for b in 1..=3usize {
-            let data: Vec<f32> = (0..w * h)
-                .map(|i| (i % w) as f32 * 0.5 + (i / w) as f32 * 100.0 + b as f32 * 1e5)
-                .collect();
-            let mut band = ds.rasterband(b).unwrap();
-            band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
-                .unwrap();
-        }
-    }
+    let w = 70usize;
+    make_interleaved(&path, (w, 50), 3, |i, b| {
+        (i % w) as f32 * 0.5 + (i / w) as f32 * 100.0 + b as f32 * 1e5
+    });
     let stack =
         InputStack::open(std::slice::from_ref(&path), &[], None, Resampling::Nearest).unwrap();
     // Whole windows, and windows past every edge (outside pixels hold the fill, invalid).
@@ -435,35 +445,33 @@ fn interleaved_reads_equal_band_reads_and_step_aside_where_they_cannot() {
         .is_none());
 }
 
+/// A writer of two float32 bands, "a" and "b", on a unit north-up grid in UTM 33.
+fn float32_ab_writer(path: &Path, size: RasterSize, options: WriteOptions) -> GeoTiffWriter {
+    let bands = ["a", "b"].map(|name| OutputBand {
+        name: name.into(),
+        dtype: DataType::Float32,
+    });
+    GeoTiffWriter::create(
+        path,
+        size,
+        GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
+        &utm33(),
+        &bands,
+        &options,
+    )
+    .unwrap()
+}
+
 #[test]
 fn float32_blocks_written_in_place_equal_float64_blocks_converted() {
     // The same pixels (some masked, some values f32 must round) written once from f64 blocks
     // (converted) and once from f32 blocks (written as they lie) give the same file bytes,
     // and the masked pixels of the f32 block became nodata in place.
     let size = RasterSize::new(300, 130);
-    let bands = [
-        OutputBand {
-            name: "a".into(),
-            dtype: DataType::Float32,
-        },
-        OutputBand {
-            name: "b".into(),
-            dtype: DataType::Float32,
-        },
-    ];
     let value = |r: usize, c: usize, k: usize| (r * 1000 + c) as f64 * 0.1 + k as f64 / 3.0;
     let ok = |r: usize, c: usize| !(r * 7 + c).is_multiple_of(11);
     let write = |name: &str, f32_blocks: bool| -> Vec<u8> {
-        let path = scratch(name);
-        let mut writer = GeoTiffWriter::create(
-            &path,
-            size,
-            GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
-            &utm33(),
-            &bands,
-            &WriteOptions::default(),
-        )
-        .unwrap();
+        let mut writer = float32_ab_writer(&scratch(name), size, WriteOptions::default());
         for y0 in (0..130).step_by(50) {
             let rows = 50.min(130 - y0);
             let values = Array3::from_shape_fn((rows, 300, 2), |(r, c, k)| value(y0 + r, c, k));
@@ -497,31 +505,12 @@ fn rows_written_in_order_flush_whole_block_rows_only() {
     // the same pieces bottom-up (left to GDAL's cache): the same pixels, and the same DEFLATE
     // file size, so no block was flushed half-written and written again.
     let size = RasterSize::new(100, 90);
-    let bands = [
-        OutputBand {
-            name: "a".into(),
-            dtype: DataType::Float32,
-        },
-        OutputBand {
-            name: "b".into(),
-            dtype: DataType::Float32,
-        },
-    ];
     let write = |name: &str, bottom_up: bool| -> PathBuf {
-        let path = scratch(name);
         let options = WriteOptions {
             block_size: 16,
             ..Default::default()
         };
-        let mut writer = GeoTiffWriter::create(
-            &path,
-            size,
-            GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
-            &utm33(),
-            &bands,
-            &options,
-        )
-        .unwrap();
+        let mut writer = float32_ab_writer(&scratch(name), size, options);
         let mut starts: Vec<usize> = (0..90).step_by(7).collect();
         if bottom_up {
             starts.reverse();
@@ -559,23 +548,7 @@ fn a_block_cut_short_is_an_error_not_zeros() {
     // mid-page: a window inside the cut part must fail (GDAL's mapped reads alone would
     // return zeros there), by both readers; the intact file reads.
     let path = scratch("cut_whole.tif");
-    let (w, h) = (64usize, 64usize);
-    {
-        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-        let opts = RasterCreationOptions::from_iter(["TILED=YES", "INTERLEAVE=PIXEL"]);
-        let mut ds = driver
-            .create_with_band_type_with_options::<f32, _>(&path, w, h, 2, &opts)
-            .unwrap();
-        ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
-            .unwrap();
-        for b in 1..=2usize {
-            let data: Vec<f32> = (0..w * h).map(|i| i as f32 + 1.0 + b as f32).collect();
-            ds.rasterband(b)
-                .unwrap()
-                .write((0, 0), (w, h), &mut Buffer::new((w, h), data))
-                .unwrap();
-        }
-    }
+    make_interleaved(&path, (64, 64), 2, |i, b| i as f32 + 1.0 + b as f32);
     let bytes = std::fs::read(&path).unwrap();
     let cut = scratch("cut_short.tif");
     std::fs::write(&cut, &bytes[..bytes.len() - 300]).unwrap();
