@@ -148,9 +148,13 @@ fn put_dims<P>(out: &mut Vec<u8>, answer: &TileAnswer<P>) {
 
 /// How the validity mask is stored.
 fn mask_kind<P>(answer: &TileAnswer<P>) -> u8 {
-    if answer.valid.iter().all(|&b| b) {
+    let uniform = |flag: bool| match answer.valid.as_slice() {
+        Some(v) => v.iter().all(|&b| b == flag),
+        None => answer.valid.iter().all(|&b| b == flag),
+    };
+    if uniform(true) {
         MASK_ALL_VALID
-    } else if answer.valid.iter().all(|&b| !b) {
+    } else if uniform(false) {
         MASK_ALL_INVALID
     } else {
         MASK_EXPLICIT
