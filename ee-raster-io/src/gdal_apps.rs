@@ -105,13 +105,22 @@ fn mapped_reads_may_apply(dataset: &Dataset) -> bool {
 }
 
 /// Whether every stored block of every band lies inside the file (sparse blocks, stored
-/// nowhere, do): false for a GeoTIFF cut short.
+/// nowhere, do): false for a GeoTIFF cut short. Pixel-interleaved bands share their blocks,
+/// so the first band's are all there is to check.
 fn blocks_within_file(dataset: &Dataset, path: &Path) -> bool {
     let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
         return false;
     };
     let (w, h) = dataset.raster_size();
-    for b in 1..=dataset.raster_count() {
+    let interleaved = dataset
+        .metadata_item("INTERLEAVE", "IMAGE_STRUCTURE")
+        .is_some_and(|i| i.eq_ignore_ascii_case("PIXEL"));
+    let bands = if interleaved {
+        1
+    } else {
+        dataset.raster_count()
+    };
+    for b in 1..=bands {
         let Ok(band) = dataset.rasterband(b) else {
             return false;
         };
@@ -262,8 +271,8 @@ pub(crate) fn pixel_interleaved_io<T: gdal::raster::GdalType + Copy>(
     };
     // SAFETY: `data` holds the h lines of w pixels of n values of T that the spacings address
     // (bands interleaved within a pixel, pixels within a line, lines `line_pixels` pixels
-    // apart), checked above; `band_map` holds n band numbers, which GDAL checks against the dataset, as it
-    // checks the window against the raster.
+    // apart), checked above; `band_map` holds n band numbers, which GDAL checks against the
+    // dataset, as it checks the window against the raster.
     let err = unsafe {
         gdal_sys::GDALDatasetRasterIOEx(
             dataset.c_dataset(),

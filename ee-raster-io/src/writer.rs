@@ -254,16 +254,6 @@ impl GeoTiffWriter {
         let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
         let Block { y0, values, valid } = block;
-        let all_valid = valid.iter().all(|&ok| ok);
-        let mask = |data: &mut [T]| {
-            if !all_valid {
-                for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(valid.iter()) {
-                    if !ok {
-                        px.fill(nodata);
-                    }
-                }
-            }
-        };
         // The block already in the bands' type is written as it lies; otherwise one pass
         // converts it, still pixel-interleaved. Either way one GDAL call writes every band
         // (GDAL splits the interleave into the band blocks itself).
@@ -279,20 +269,26 @@ impl GeoTiffWriter {
                 &mut converted
             }
         };
-        mask(data);
+        if !valid.iter().all(|&ok| ok) {
+            for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(valid.iter()) {
+                if !ok {
+                    px.fill(nodata);
+                }
+            }
+        }
         let mut bands: Vec<i32> = (1..=planes as i32).collect();
         // Rows arriving in order are written in pieces that end on the file's block rows; each
         // block row, once complete, is flushed out of GDAL's cache at once (see
-        // `flush_complete_rows`).
+        // `flush_cache`). Once a block comes out of order, GDAL's cache decides.
         let row_len = cols * planes;
         let mut y = *y0;
         let mut rest = data;
         while y < *y0 + rows {
-            let end = match self.rows_in_order {
-                Some(done) if done == y => {
-                    ((y / self.block_size + 1) * self.block_size).min(*y0 + rows)
-                }
-                _ => *y0 + rows,
+            let in_order = self.rows_in_order == Some(y);
+            let end = if in_order {
+                ((y / self.block_size + 1) * self.block_size).min(*y0 + rows)
+            } else {
+                *y0 + rows
             };
             let (piece, tail) = rest.split_at_mut((end - y) * row_len);
             crate::gdal_apps::pixel_interleaved_io(
@@ -305,38 +301,34 @@ impl GeoTiffWriter {
                 &self.partial,
                 || format!("writing rows {y}..{end}"),
             )?;
-            self.flush_complete_rows(y, end)?;
+            self.rows_in_order = in_order.then_some(end);
+            if in_order && (end.is_multiple_of(self.block_size) || end == self.size.height) {
+                self.flush_cache(y, end)?;
+            }
             (y, rest) = (end, tail);
         }
         Ok(())
     }
 
-    /// Follows rows written in order from the top: when `y..end` completes a row of the file's
-    /// blocks (or the raster), every band's cached blocks are written and dropped. Nothing
-    /// partial is in the cache then, so no block is written twice; the cache holds one block
-    /// row instead of filling up with the whole output, which saves its memory and the page
-    /// faults of filling it.
-    fn flush_complete_rows(&mut self, y: usize, end: usize) -> Result<()> {
-        let Some(done) = self.rows_in_order.filter(|&done| done == y) else {
-            self.rows_in_order = None;
-            return Ok(());
-        };
-        self.rows_in_order = Some(end);
-        if end.is_multiple_of(self.block_size) || end == self.size.height {
-            for b in 1..=self.bands.len() {
-                let band = self
-                    .dataset
-                    .rasterband(b)
-                    .map_err(gdal_err(&self.partial, format!("opening band {b}")))?;
-                // SAFETY: the handle belongs to `band`, alive for the call.
-                let err = unsafe { gdal_sys::GDALFlushRasterCache(band.c_rasterband()) };
-                if err != gdal_sys::CPLErr::CE_None {
-                    return Err(Error::Gdal {
-                        path: self.partial.clone(),
-                        operation: format!("writing rows {done}..{end} of band {b}"),
-                        message: crate::gdal_apps::last_message(),
-                    });
-                }
+    /// Writes and drops every band's cached blocks, once rows written in order from the top
+    /// have completed a row of the file's blocks (or the raster) with `y..end`. Nothing partial
+    /// is in the cache then, so no block is written twice; the cache holds one block row
+    /// instead of filling up with the whole output, which saves its memory and the page faults
+    /// of filling it.
+    fn flush_cache(&self, y: usize, end: usize) -> Result<()> {
+        for b in 1..=self.bands.len() {
+            let band = self
+                .dataset
+                .rasterband(b)
+                .map_err(gdal_err(&self.partial, format!("opening band {b}")))?;
+            // SAFETY: the handle belongs to `band`, alive for the call.
+            let err = unsafe { gdal_sys::GDALFlushRasterCache(band.c_rasterband()) };
+            if err != gdal_sys::CPLErr::CE_None {
+                return Err(Error::Gdal {
+                    path: self.partial.clone(),
+                    operation: format!("writing rows {y}..{end} of band {b}"),
+                    message: crate::gdal_apps::last_message(),
+                });
             }
         }
         Ok(())
