@@ -502,9 +502,17 @@ fn finish_row<P: Pixel>(
     mode: MergeMode,
     y: usize,
 ) -> Result<()> {
-    if mode == MergeMode::Crop && row.mask_writes.iter().all(|&w| w == 1) {
+    let refuse = |x: usize, w: f64, writes: u8| {
+        Error::Assembly(format!(
+            "output pixel (col {x}, row {y}) has weight {w} from {writes} core writes (expected weight 1 from exactly one core)"
+        ))
+    };
+    if mode == MergeMode::Crop {
         // Every pixel written by exactly one core (checked at once for the row): the row's
         // values as they are, masked pixels 0.
+        if let Some((x, &writes)) = row.mask_writes.iter().enumerate().find(|(_, &w)| w != 1) {
+            return Err(refuse(x, f64::from(writes), writes));
+        }
         out.copy_from_slice(&row.core);
         ok.copy_from_slice(&row.valid);
         if !row.valid.iter().all(|&v| v) {
@@ -524,29 +532,18 @@ fn finish_row<P: Pixel>(
         .zip(out.chunks_exact_mut(planes).zip(ok.iter_mut()))
         .enumerate()
     {
-        let w = match mode {
-            MergeMode::Crop => f64::from(*writes),
-            MergeMode::Blend => row.weight[x],
-        };
-        let good = match mode {
-            MergeMode::Crop => w == 1.0,
-            MergeMode::Blend => (w - 1.0).abs() < 1e-9,
-        };
+        let w = row.weight[x];
+        let good = (w - 1.0).abs() < 1e-9; // false for NaN too
         if !good || *writes != 1 {
-            return Err(Error::Assembly(format!(
-                "output pixel (col {x}, row {y}) has weight {w} from {writes} core writes (expected weight 1 from exactly one core)"
-            )));
+            return Err(refuse(x, w, *writes));
         }
         *valid = row.valid[x];
-        let span = x * planes..(x + 1) * planes;
-        if !*valid {
-            dst.fill(P::default());
-        } else if mode == MergeMode::Crop {
-            dst.copy_from_slice(&row.core[span]);
-        } else {
-            for (d, s) in dst.iter_mut().zip(&row.sum[span]) {
+        if *valid {
+            for (d, s) in dst.iter_mut().zip(&row.sum[x * planes..(x + 1) * planes]) {
                 *d = P::from_f64(s / w);
             }
+        } else {
+            dst.fill(P::default());
         }
     }
     Ok(())
