@@ -70,79 +70,63 @@ const MASK_EXPLICIT: u8 = 0;
 const MASK_ALL_VALID: u8 = 1;
 const MASK_ALL_INVALID: u8 = 2;
 
-/// Values are stored as one f64 when they are all the same (nodata, masked or empty areas:
-/// large jobs are mostly such tiles), else as f32 when every one of them survives the round
-/// trip (the usual case: models answer in float32), else as f64; the validity mask as one flag
-/// when uniform, else a byte per pixel. (An `f32` pipeline's answers always fit f32.)
-fn encode<P: Pixel>(answer: &TileAnswer<P>) -> Vec<u8> {
+/// A tile's record in the three parts [`Journal::append`] writes one after the other: the
+/// head (the tile's number, the values' dimensions and margins, then how values and mask are
+/// stored), the values, the mask. The mask is one flag when uniform, else a byte per pixel.
+fn record<P: Pixel>(answer: &TileAnswer<P>) -> [Cow<'_, [u8]>; 3] {
+    let (rows, cols, planes) = answer.values.dim();
+    let m = answer.margins;
+    let mask = mask_kind(answer);
+    let (width, values) = stored_values(answer);
+    let mut head = Vec::with_capacity(38);
+    head.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
+    for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
+        head.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    head.extend_from_slice(&[width, mask]);
+    let mask_bytes: Cow<'_, [u8]> = match mask {
+        MASK_EXPLICIT => answer
+            .valid
+            .iter()
+            .map(|&b| b as u8)
+            .collect::<Vec<_>>()
+            .into(),
+        _ => Cow::Borrowed(&[]),
+    };
+    [head.into(), values, mask_bytes]
+}
+
+/// How a tile's values are stored (the width byte of the head) and their bytes: one f64 when
+/// they are all the same (nodata, masked or empty areas: large jobs are mostly such tiles),
+/// else f32 when every one of them survives the round trip (the usual case: models answer in
+/// float32; an `f32` pipeline's answers always do, and are borrowed where they lie), else f64.
+fn stored_values<P: Pixel>(answer: &TileAnswer<P>) -> (u8, Cow<'_, [u8]>) {
+    let f32_values = (&answer.values as &dyn Any)
+        .downcast_ref::<Array3<f32>>()
+        .and_then(|v| v.as_slice())
+        .filter(|_| cfg!(target_endian = "little"));
+    if let Some(v) = f32_values.filter(|v| v.iter().any(|x| x.to_bits() != v[0].to_bits())) {
+        return (4, Cow::Borrowed(bytemuck::cast_slice(v)));
+    }
     let values: Cow<'_, [P]> = match answer.values.as_slice() {
         Some(v) => v.into(),
         None => answer.values.iter().copied().collect::<Vec<_>>().into(),
     };
     let first = values.first().map_or(0.0, |v| v.to_f64());
-    let mask = mask_kind(answer);
-    let mut out = Vec::with_capacity(38 + values.len() * 4 + answer.valid.len());
-    put_dims(&mut out, answer);
-    let head = out.len();
-    out.extend_from_slice(&[4, mask]);
     // One pass writes the values as f32 while finding out whether that was exact and whether
-    // they are all one value; the rare other cases are rewritten below.
+    // they are all one value; the rare other cases are written again.
+    let mut out = Vec::with_capacity(values.len() * 4);
     let (narrow, constant) = put_f32(&mut out, &values, first);
     if constant {
-        out.truncate(head);
-        out.extend_from_slice(&[CONSTANT, mask]);
-        out.extend_from_slice(&first.to_le_bytes());
-    } else if !narrow {
-        out.truncate(head);
-        out.extend_from_slice(&[8, mask]);
-        out.reserve(values.len() * 8 + answer.valid.len());
-        for v in values.iter() {
-            out.extend_from_slice(&v.to_f64().to_le_bytes());
-        }
-    }
-    if mask == MASK_EXPLICIT {
-        out.extend(answer.valid.iter().map(|&b| b as u8));
-    }
-    out
-}
-
-/// The record of `answer` as the parts [`Journal::append`] writes one after the other: those
-/// of [`encode`], except that float32 values not all one value are borrowed where they lie.
-fn parts<P: Pixel>(answer: &TileAnswer<P>) -> [Cow<'_, [u8]>; 3] {
-    let f32_values = (&answer.values as &dyn Any)
-        .downcast_ref::<Array3<f32>>()
-        .and_then(|v| v.as_slice())
-        .filter(|_| cfg!(target_endian = "little"));
-    let Some(values) = f32_values.filter(|v| v.iter().any(|x| x.to_bits() != v[0].to_bits()))
-    else {
-        return [
-            encode(answer).into(),
-            Cow::Borrowed(&[]),
-            Cow::Borrowed(&[]),
-        ];
-    };
-    let mask = mask_kind(answer);
-    let mut head = Vec::with_capacity(38);
-    put_dims(&mut head, answer);
-    head.extend_from_slice(&[4, mask]);
-    let mask_bytes: Vec<u8> = match mask {
-        MASK_EXPLICIT => answer.valid.iter().map(|&b| b as u8).collect(),
-        _ => Vec::new(),
-    };
-    [
-        head.into(),
-        Cow::Borrowed(bytemuck::cast_slice(values)),
-        mask_bytes.into(),
-    ]
-}
-
-/// A record's first 36 bytes: the tile's number, the values' dimensions and the margins.
-fn put_dims<P>(out: &mut Vec<u8>, answer: &TileAnswer<P>) {
-    let (rows, cols, planes) = answer.values.dim();
-    let m = answer.margins;
-    out.extend_from_slice(&(answer.tile.number as u64).to_le_bytes());
-    for v in [rows, cols, planes, m.left, m.right, m.top, m.bottom] {
-        out.extend_from_slice(&(v as u32).to_le_bytes());
+        (CONSTANT, first.to_le_bytes().to_vec().into())
+    } else if narrow {
+        (4, out.into())
+    } else {
+        let wide: Vec<u8> = values
+            .iter()
+            .flat_map(|v| v.to_f64().to_le_bytes())
+            .collect();
+        (8, wide.into())
     }
 }
 
@@ -315,7 +299,7 @@ impl Journal {
     /// Appends one tile's answer: written through to the kernel at once (a kill loses
     /// nothing), synced to disk when [`SYNC_INTERVAL`] has passed since the last sync.
     pub fn append<P: Pixel>(&mut self, answer: &TileAnswer<P>) -> Result<()> {
-        let [a, b, c] = parts(answer);
+        let [a, b, c] = record(answer);
         self.writer
             .write_record_parts(&[&a, &b, &c])
             .map_err(io(&self.path))?;
@@ -346,6 +330,11 @@ impl Journal {
 mod tests {
     use super::*;
     use ee_tiling::{Overlap, RasterSize, TileSize};
+
+    /// A whole record, as written.
+    fn encode<P: Pixel>(answer: &TileAnswer<P>) -> Vec<u8> {
+        record(answer).concat()
+    }
 
     fn grid() -> TileGrid {
         TileGrid::new(
@@ -428,8 +417,11 @@ mod tests {
                 encode(&wide),
                 "tile {n}: the same record from f32 or f64"
             );
-            assert_eq!(parts(&narrow).concat(), bytes, "tile {n}: parts as encoded");
-            assert_eq!(parts(&wide).concat(), bytes);
+            // Float32 values not all one value are written from where they lie; the f64
+            // answer, encoded, gave the same bytes above.
+            let borrowed = |a: &TileAnswer<f32>| matches!(record(a)[1], Cow::Borrowed(_));
+            assert_eq!(borrowed(&narrow), n != 0, "tile {n}: values borrowed");
+            assert!(matches!(record(&wide)[1], Cow::Owned(_)));
             let back: TileAnswer<f32> = decode(&bytes, &grid()).unwrap();
             assert_eq!(back.values, narrow.values);
             assert_eq!(back.valid, narrow.valid);
