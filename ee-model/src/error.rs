@@ -8,6 +8,16 @@ pub enum Error {
     /// A model description that cannot work.
     #[error("model spec: {0}")]
     Spec(String),
+    /// The job's options (command-line flags, `PredictOptions`) cannot work: a region outside
+    /// the input, a shard with blending, a resume with other arguments. The user's call, not
+    /// the spec's.
+    #[error("options: {0}")]
+    Options(String),
+    /// The model answered something the spec does not allow: a missing output, a shape or
+    /// type that does not fit, planes that change between tiles. The model's (or the
+    /// server's) fault, named with the tile.
+    #[error("model answer: {0}")]
+    Answer(String),
     /// Reading the spec file.
     #[error("{path}: {message}")]
     SpecFile {
