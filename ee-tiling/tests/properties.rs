@@ -46,20 +46,32 @@ fn grid_strategy() -> impl Strategy<Value = TileGrid> {
 }
 
 /// Runs the whole grid through an assembler, one tile row at a time, with answers made by
-/// `answer(tile) -> values over core + margins`; returns the assembled planes and the most
-/// rows held at once.
+/// `answer(tile) -> values over core + margins` (margins in blend mode, none in crop mode);
+/// returns the assembled planes and the most rows held at once.
 fn assemble(
     grid: &TileGrid,
     mode: MergeMode,
     planes: usize,
     answer: &dyn Fn(&ee_tiling::Tile, ee_tiling::Margins) -> Array3<f64>,
 ) -> (Array3<f64>, usize) {
-    let out = grid.output_size();
     let margins = if mode == MergeMode::Blend {
         grid.output_margins().unwrap()
     } else {
         Default::default()
     };
+    assemble_with_margins(grid, mode, margins, planes, answer)
+}
+
+/// [`assemble`] with answers carrying `margins` around their cores whatever the mode (crop
+/// must then throw them away).
+fn assemble_with_margins(
+    grid: &TileGrid,
+    mode: MergeMode,
+    margins: ee_tiling::Margins,
+    planes: usize,
+    answer: &dyn Fn(&ee_tiling::Tile, ee_tiling::Margins) -> Array3<f64>,
+) -> (Array3<f64>, usize) {
+    let out = grid.output_size();
     // Blocks of 1 to 7 rows, varying with the raster, must assemble the same picture.
     let mut asm = Assembler::new(*grid, mode, planes)
         .unwrap()
@@ -154,6 +166,163 @@ proptest! {
     }
 }
 
+/// The weights SPEC 2.7's raised-cosine blend gives output coordinate `x` along one axis, as
+/// `(tile column or row, weight)`: tiles `core` pixels wide, `count` of them, each answer
+/// reaching `before` pixels before its core and `after` past it. The boundary between tiles
+/// `c - 1` and `c` at `b = c * core` is a zone `[b - before, b + after)` of `z = before + after`
+/// pixels both answers cover; at its `t`-th pixel tile `c` weighs `sin^2(pi (t + 1/2) / 2z)`
+/// and tile `c - 1` `cos^2` of the same angle (the half-angle form of `1/2 -+ 1/2 cos(pi
+/// (t + 1/2) / z)`), so the two sum to one. Elsewhere, the raster's edges included (nothing
+/// there to blend with, so nothing is faded), the tile whose core holds `x` has weight one.
+fn raised_cosine_weights(
+    x: usize,
+    core: usize,
+    count: usize,
+    before: usize,
+    after: usize,
+) -> Vec<(usize, f64)> {
+    let z = (before + after) as f64;
+    let own = x / core;
+    let angle = |t: usize| std::f64::consts::PI * (t as f64 + 0.5) / (2.0 * z);
+    if own > 0 && x < own * core + after {
+        // In the zone shared with the previous tile, past the boundary.
+        let a = angle(x + before - own * core);
+        vec![(own - 1, a.cos().powi(2)), (own, a.sin().powi(2))]
+    } else if own + 1 < count && x + before >= (own + 1) * core {
+        // In the zone shared with the next tile, before the boundary.
+        let a = angle(x + before - (own + 1) * core);
+        vec![(own, a.cos().powi(2)), (own + 1, a.sin().powi(2))]
+    } else {
+        vec![(own, 1.0)]
+    }
+}
+
+/// What tile `number` answers on plane `p`, everywhere in its footprint: a different constant
+/// for every tile and plane, so a pixel's value says which tiles it came from and how much.
+fn tile_constant(number: usize, p: usize) -> f64 {
+    (number + 1) as f64 * (p + 1) as f64
+}
+
+/// Assembles answers that hold [`tile_constant`] over the core and the scaled margins, in
+/// `mode`, and checks every output pixel: in crop mode exactly its own tile's constant, in
+/// blend mode the average of the tiles reaching it weighed by [`raised_cosine_weights`] along
+/// both axes. Returns how many pixels blend mixed (had a weight other than 0 or 1).
+fn check_neighbours_answering_differently(
+    grid: &TileGrid,
+    mode: MergeMode,
+) -> Result<usize, TestCaseError> {
+    let m = grid
+        .output_margins()
+        .expect("margins scale to whole output pixels");
+    let planes = 2;
+    let (result, _) = assemble_with_margins(grid, mode, m, planes, &|t, m| {
+        let f = t.output.expand(m.left, m.top, m.right, m.bottom);
+        Array3::from_shape_fn((f.height, f.width, planes), |(_, _, p)| {
+            tile_constant(t.number, p)
+        })
+    });
+    let o = grid.output_tile_size();
+    let mut mixed = 0;
+    for ((p, y, x), v) in result.indexed_iter() {
+        let (col, row) = (x / o.width, y / o.height);
+        let want = match mode {
+            MergeMode::Crop => tile_constant(row * grid.cols() + col, p),
+            MergeMode::Blend => {
+                let wx = raised_cosine_weights(x, o.width, grid.cols(), m.left, m.right);
+                let wy = raised_cosine_weights(y, o.height, grid.rows(), m.top, m.bottom);
+                if p == 0 && (wx.len() > 1 || wy.len() > 1) {
+                    mixed += 1;
+                }
+                let mut sum = 0.0;
+                for &(c, a) in &wx {
+                    for &(r, b) in &wy {
+                        sum += a * b * tile_constant(r * grid.cols() + c, p);
+                    }
+                }
+                sum
+            }
+        };
+        // Crop copies values; blend's sum of weighted constants may round differently.
+        let good = match mode {
+            MergeMode::Crop => *v == want,
+            MergeMode::Blend => (v - want).abs() <= 1e-12 * want,
+        };
+        prop_assert!(
+            good,
+            "{:?} plane {} at ({}, {}) in tile ({}, {}): {} not {}",
+            mode,
+            p,
+            x,
+            y,
+            col,
+            row,
+            v,
+            want
+        );
+    }
+    Ok(mixed)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Neighbouring tiles answer different constants: crop gives every pixel its own tile's
+    /// constant (the answers' margins thrown away), blend the raised-cosine average of SPEC
+    /// 2.7, computed here from the formula and not from the crate's weights.
+    #[test]
+    fn neighbours_answering_differently_crop_and_blend_as_specified(grid in grid_strategy()) {
+        prop_assume!(grid.output_margins().is_some());
+        check_neighbours_answering_differently(&grid, MergeMode::Crop)?;
+        check_neighbours_answering_differently(&grid, MergeMode::Blend)?;
+    }
+}
+
+/// One grid worked by hand: three columns and two rows of 8-pixel tiles, 4 pixels of overlap
+/// (zones 4 wide around each boundary). Blend and crop must disagree on every zone pixel, and
+/// one pixel is checked against its number.
+#[test]
+fn blend_mixes_neighbours_where_crop_does_not() {
+    let grid = TileGrid::new(
+        RasterSize::new(20, 13).window(),
+        TileSize::new(8, 8).unwrap(),
+        Overlap::new(4, 4),
+        TileSize::new(8, 8).unwrap(),
+    )
+    .unwrap();
+    let mixed = check_neighbours_answering_differently(&grid, MergeMode::Blend).unwrap();
+    check_neighbours_answering_differently(&grid, MergeMode::Crop).unwrap();
+    // Columns 6..10 and 14..18 over all 13 rows, rows 6..10 over the rest of the 20 columns.
+    assert_eq!(mixed, 2 * 4 * 13 + 4 * (20 - 8));
+    let m = grid.output_margins().unwrap();
+    let blend = assemble_with_margins(&grid, MergeMode::Blend, m, 1, &|t, m| {
+        let f = t.output.expand(m.left, m.top, m.right, m.bottom);
+        Array3::from_elem((f.height, f.width, 1), tile_constant(t.number, 0))
+    })
+    .0;
+    let crop = assemble_with_margins(&grid, MergeMode::Crop, m, 1, &|t, m| {
+        let f = t.output.expand(m.left, m.top, m.right, m.bottom);
+        Array3::from_elem((f.height, f.width, 1), tile_constant(t.number, 0))
+    })
+    .0;
+    // Column 6, row 2: the first pixel of the zone between tile 0 (answers 1) and tile 1
+    // (answers 2): 1 * cos^2(pi / 16) + 2 * sin^2(pi / 16) = 1 + sin^2(pi / 16).
+    assert!(
+        (blend[[0, 2, 6]] - 1.038_060_233_744_356_5).abs() < 1e-14,
+        "{}",
+        blend[[0, 2, 6]]
+    );
+    assert_eq!(crop[[0, 2, 6]], 1.0);
+    // Column 9, row 2: the last pixel of that zone, tile 1's: 1 * sin^2 + 2 * cos^2.
+    assert!(
+        (blend[[0, 2, 9]] - 1.961_939_766_255_643_5).abs() < 1e-14,
+        "{}",
+        blend[[0, 2, 9]]
+    );
+    assert_eq!(crop[[0, 2, 9]], 2.0);
+    // The raster's edges are not faded: column 0 and the last column are their tiles' own.
+    assert_eq!((blend[[0, 2, 0]], blend[[0, 2, 19]]), (1.0, 3.0));
+}
+
 /// A 5x5 convolution (radius 2) with zero padding beyond the array.
 fn conv5(a: &Array2<f64>) -> Array2<f64> {
     let (h, w) = a.dim();
@@ -186,42 +355,34 @@ fn tiled_convolution_equals_untiled_in_the_interior() {
                 TileSize::new(tile, tile).unwrap(),
             )
             .unwrap();
-            // Crop only: blend also weighs margin pixels whose receptive field ran past the
-            // tile's window, so it smooths seams rather than reproducing the untiled result.
-            for mode in [MergeMode::Crop] {
-                let (result, _) = assemble(&grid, mode, 1, &|t, _| {
-                    // Read the tile's input window, 0 outside the raster, run the model on it.
-                    let win = t.input;
-                    let input = Array2::from_shape_fn((win.height, win.width), |(r, c)| {
-                        let (y, x) = (win.y + r as i64, win.x + c as i64);
-                        if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
-                            image[[y as usize, x as usize]]
-                        } else {
-                            0.0
-                        }
-                    });
-                    let answer = conv5(&input)
-                        .into_shape_with_order(IxDyn(&[win.height, win.width, 1]))
-                        .unwrap();
-                    crop_answer(
-                        answer.view(),
-                        &grid,
-                        t,
-                        "conv",
-                        BandDims::Scalar,
-                        mode == MergeMode::Blend,
-                    )
+            // Crop only (SPEC's correctness anchor): blend also weighs margin pixels whose
+            // receptive field ran past the tile's window, so it smooths seams rather than
+            // reproducing the untiled result (blend's own arithmetic is checked above).
+            let (result, _) = assemble(&grid, MergeMode::Crop, 1, &|t, _| {
+                // Read the tile's input window, 0 outside the raster, run the model on it.
+                let win = t.input;
+                let input = Array2::from_shape_fn((win.height, win.width), |(r, c)| {
+                    let (y, x) = (win.y + r as i64, win.x + c as i64);
+                    if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
+                        image[[y as usize, x as usize]]
+                    } else {
+                        0.0
+                    }
+                });
+                let answer = conv5(&input)
+                    .into_shape_with_order(IxDyn(&[win.height, win.width, 1]))
+                    .unwrap();
+                crop_answer(answer.view(), &grid, t, "conv", BandDims::Scalar, false)
                     .unwrap()
                     .values
-                });
-                for y in 2..h.saturating_sub(2) {
-                    for x in 2..w.saturating_sub(2) {
-                        assert_eq!(
-                            result[[0, y, x]],
-                            whole[[y, x]],
-                            "{w}x{h} tile {tile} at ({x}, {y})"
-                        );
-                    }
+            });
+            for y in 2..h.saturating_sub(2) {
+                for x in 2..w.saturating_sub(2) {
+                    assert_eq!(
+                        result[[0, y, x]],
+                        whole[[y, x]],
+                        "{w}x{h} tile {tile} at ({x}, {y})"
+                    );
                 }
             }
         }
