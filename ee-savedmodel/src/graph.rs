@@ -6,8 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::Result;
-use crate::model::decode;
-use crate::proto::{frame, tf};
+use crate::proto::{decode, frame, tf};
 
 /// A GraphDef, raw and viewed.
 pub(crate) struct Graph {

@@ -3,20 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::proto::{frame, tf};
-
-/// Decodes `bytes` as `M`, naming `path` and `what` on failure.
-pub(crate) fn decode<M: Message + Default>(path: &Path, what: &str, bytes: &[u8]) -> Result<M> {
-    M::decode(bytes).map_err(|source| Error::Decode {
-        path: path.to_path_buf(),
-        what: what.to_string(),
-        source,
-    })
-}
+use crate::proto::{decode, frame, tf};
 
 /// Reads `dir/saved_model.pb`; a directory with only `saved_model.pbtxt` is an error that says
 /// so.

@@ -1,5 +1,21 @@
 //! Messages generated from `proto/`, checked in under `src/gen/` (regenerate with
-//! `cargo xtask codegen`; CI fails when they differ).
+//! `cargo xtask codegen`; CI fails when they differ), and [`decode`], which every reader of
+//! them (the SavedModel, its graph, the rewrite) uses to name the file and part that failed.
+
+use std::path::Path;
+
+use prost::Message;
+
+use crate::error::{Error, Result};
+
+/// Decodes `bytes` as `M`, naming `path` and `what` on failure.
+pub(crate) fn decode<M: Message + Default>(path: &Path, what: &str, bytes: &[u8]) -> Result<M> {
+    M::decode(bytes).map_err(|source| Error::Decode {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source,
+    })
+}
 
 /// Containers decoded and re-encoded with every field (sub-messages kept as raw bytes).
 #[allow(missing_docs, clippy::all)]

@@ -14,8 +14,8 @@ use crate::graph::{
     attr_shape, canonical_tensor_name, is_placeholder, output_dtype, placeholder_dtype,
     split_tensor_name,
 };
-use crate::model::{decode, MetaGraph, SavedModel, INIT_OP_SIGNATURE_KEY};
-use crate::proto::{frame, tf};
+use crate::model::{MetaGraph, SavedModel, INIT_OP_SIGNATURE_KEY};
+use crate::proto::{decode, frame, tf};
 use crate::spec::TensorMap;
 use ee_tensor_proto::DataType;
 
