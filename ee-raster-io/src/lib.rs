@@ -49,7 +49,9 @@ pub use source::{
     crs_short_name, same_crs, BandInfo, BandSelector, RasterSource, Resampling, SamplingGrid,
 };
 pub use stack::{InputStack, InterleavedWindow, StackBand, WindowData};
-pub use writer::{partial_path, Compression, FromF64, GeoTiffWriter, OutputBand, WriteOptions};
+pub use writer::{
+    partial_path, Compression, FromF64, GeoTiffWriter, OutputBand, WriteOptions, WriteStats,
+};
 
 /// The README's examples, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

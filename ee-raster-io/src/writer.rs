@@ -2,8 +2,11 @@
 //!
 //! The file is written under a `.partial` name and renamed into place by `finish`, so a run
 //! that dies never leaves a file that looks complete. `finish` can also turn it into a
-//! Cloud-Optimized GeoTIFF with GDAL's COG driver. GTiff stores one type and one nodata value
-//! for all bands; the writer picks the narrowest type holding every band's values.
+//! Cloud-Optimized GeoTIFF with GDAL's COG driver; a file GDAL cannot close cleanly (a full
+//! disk when the last blocks and the TIFF directory are written) is an error and stays under
+//! its `.partial` name. GTiff stores one type and one nodata value for all bands; the writer
+//! picks the narrowest type holding every band's values, and counts what the conversion to
+//! it changed ([`WriteStats`]).
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,8 @@ use ndarray::Array3;
 
 use crate::error::gdal_err;
 use crate::gdal_apps::{open_raster, quiet_gdal, translate};
+pub use crate::pixel::FromF64;
+use crate::pixel::ValueRange;
 use crate::{pixel, Error, Result};
 
 /// One output band.
@@ -47,9 +52,15 @@ pub struct WriteOptions {
     pub compression: Compression,
     /// Square block size in pixels (a multiple of 16).
     pub block_size: usize,
-    /// Nodata value written where output is masked; `None` picks NaN for floats and the
-    /// type's maximum for integers.
+    /// Nodata value of every band, written where output is masked (a command line's
+    /// `--nodata`); it overrides `band_nodata`.
     pub nodata: Option<f64>,
+    /// Nodata of each band in order (empty: none given; else one entry per band, an array
+    /// band's planes each repeating its value). GTiff stores one nodata value for all bands:
+    /// the values given must be equal, and the bands without one take it. With none given
+    /// anywhere the nodata is NaN for float files and the type's maximum for integer files
+    /// ([`pixel::default_nodata`]).
+    pub band_nodata: Vec<Option<f64>>,
     /// Convert to a Cloud-Optimized GeoTIFF at the end.
     pub cog: bool,
 }
@@ -60,8 +71,31 @@ impl Default for WriteOptions {
             compression: Compression::Deflate,
             block_size: 256,
             nodata: None,
+            band_nodata: Vec::new(),
             cog: false,
         }
+    }
+}
+
+/// What converting the blocks to the file's type changed, counted over valid pixels (masked
+/// pixels become nodata whatever their value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Values outside the file type's range (saturated at it) or NaN written to an integer
+    /// type (as 0): changed beyond rounding.
+    pub clamped: u64,
+    /// Valid values equal to the nodata value as written (NaN when nodata is NaN): they read
+    /// back as masked.
+    pub nodata_collisions: u64,
+}
+
+impl std::fmt::Display for WriteStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} values clamped to the output type, {} valid values equal to nodata",
+            self.clamped, self.nodata_collisions
+        )
     }
 }
 
@@ -79,6 +113,7 @@ pub struct GeoTiffWriter {
     /// Rows `0..rows_in_order` were written, in order, by the blocks so far; `None` once a
     /// block came out of order (then GDAL's cache decides when blocks are written).
     rows_in_order: Option<usize>,
+    stats: WriteStats,
 }
 
 /// The name written to until `finish`.
@@ -89,6 +124,85 @@ pub fn partial_path(path: &Path) -> PathBuf {
         .unwrap_or_default();
     name.push(".partial");
     path.with_file_name(name)
+}
+
+/// The file's one nodata value (see [`WriteOptions::band_nodata`]), checked against the file's
+/// type `gdal_type`.
+fn file_nodata(
+    path: &Path,
+    bands: &[OutputBand],
+    options: &WriteOptions,
+    gdal_type: GdalDataType,
+) -> Result<f64> {
+    let given = |what: String, v: f64| -> Result<f64> {
+        let range = ValueRange::of(pixel::from_gdal(gdal_type)?);
+        if range.contains(v) {
+            Ok(v)
+        } else {
+            Err(Error::Unsupported(format!(
+                "{}: {what} {v} does not fit the file's {gdal_type:?} bands ({range})",
+                path.display()
+            )))
+        }
+    };
+    if let Some(v) = options.nodata {
+        return given("nodata".into(), v);
+    }
+    if options.band_nodata.is_empty() {
+        return Ok(pixel::default_nodata(gdal_type));
+    }
+    if options.band_nodata.len() != bands.len() {
+        return Err(Error::Grid(format!(
+            "{}: nodata given for {} bands, the file has {}",
+            path.display(),
+            options.band_nodata.len(),
+            bands.len()
+        )));
+    }
+    let mut first: Option<(usize, f64)> = None;
+    for (i, v) in options.band_nodata.iter().enumerate() {
+        let Some(v) = *v else { continue };
+        match first {
+            None => first = Some((i, v)),
+            Some((j, w)) if !v.same_as(w) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: band {} ({}) has nodata {w}, band {} ({}) {v}: a GeoTIFF stores one nodata value for all its bands",
+                    path.display(),
+                    j + 1,
+                    bands[j].name,
+                    i + 1,
+                    bands[i].name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    match first {
+        Some((i, v)) => given(format!("band {} ({}) nodata", i + 1, bands[i].name), v),
+        None => Ok(pixel::default_nodata(gdal_type)),
+    }
+}
+
+/// Closes `dataset`, writing what GDAL still holds (the last blocks, the TIFF directory), with
+/// GDAL's failure as an error naming `path`. GDAL before 3.7 reports a failed flush or close
+/// only through its error state, which is read here.
+fn close_checked(dataset: Dataset, path: &Path, operation: &str) -> Result<()> {
+    // SAFETY: GDAL's error state is per thread; resetting and reading it has no preconditions.
+    unsafe { gdal_sys::CPLErrorReset() };
+    let mut dataset = dataset;
+    let flushed = dataset.flush_cache();
+    let closed = dataset.close();
+    // SAFETY: as above.
+    let failed = unsafe { gdal_sys::CPLGetLastErrorType() } >= gdal_sys::CPLErr::CE_Failure;
+    match (flushed.and(closed), failed) {
+        (Err(e), _) => Err(gdal_err(path, operation)(e)),
+        (Ok(()), true) => Err(Error::Gdal {
+            path: path.to_path_buf(),
+            operation: operation.to_string(),
+            message: crate::gdal_apps::last_message(),
+        }),
+        (Ok(()), false) => Ok(()),
+    }
 }
 
 fn compression_options(c: Compression, float: bool) -> Vec<String> {
@@ -131,9 +245,7 @@ impl GeoTiffWriter {
         let types: Vec<DataType> = bands.iter().map(|b| b.dtype).collect();
         let gdal_type = pixel::common_type(&types)?;
         let float = matches!(gdal_type, GdalDataType::Float32 | GdalDataType::Float64);
-        let nodata = options
-            .nodata
-            .unwrap_or_else(|| pixel::default_nodata(gdal_type));
+        let nodata = file_nodata(&path, bands, options, gdal_type)?;
         let mut co: Vec<String> = vec![
             "TILED=YES".into(),
             format!("BLOCKXSIZE={}", options.block_size),
@@ -203,7 +315,13 @@ impl GeoTiffWriter {
             cog: options.cog.then_some(options.compression),
             block_size: options.block_size,
             rows_in_order: Some(0),
+            stats: WriteStats::default(),
         })
+    }
+
+    /// What the conversion to the file's type changed in the blocks written so far.
+    pub fn stats(&self) -> WriteStats {
+        self.stats
     }
 
     /// The nodata value written where output is masked.
@@ -254,28 +372,60 @@ impl GeoTiffWriter {
         let (rows, cols, planes) = block.values.dim();
         let nodata = T::from_f64(self.nodata);
         let Block { y0, values, valid } = block;
+        let all_valid = valid.iter().all(|&ok| ok);
         // The block already in the bands' type is written as it lies; otherwise one pass
-        // converts it, still pixel-interleaved. Either way one GDAL call writes every band
-        // (GDAL splits the interleave into the band blocks itself).
+        // converts it, still pixel-interleaved, counting clamped values. Either way one GDAL
+        // call writes every band (GDAL splits the interleave into the band blocks itself).
         let same = (values as &mut dyn Any).downcast_mut::<Array3<T>>();
         let mut converted: Vec<T>;
+        let mut clamped = 0u64;
         let data: &mut [T] = match same.and_then(|v| v.as_slice_mut()) {
             Some(data) => data,
             None => {
-                converted = match values.as_slice() {
-                    Some(v) => v.iter().map(|&v| T::from_f64(v.to_f64())).collect(),
-                    None => values.iter().map(|&v| T::from_f64(v.to_f64())).collect(),
+                converted = Vec::with_capacity(rows * cols * planes);
+                let mut convert = |v: f64| {
+                    let (x, c) = T::from_f64_checked(v);
+                    clamped += c as u64;
+                    x
                 };
+                match (values.as_slice(), all_valid) {
+                    (Some(v), true) => converted.extend(v.iter().map(|&v| convert(v.to_f64()))),
+                    (Some(v), false) => {
+                        for (px, &ok) in v.chunks_exact(planes.max(1)).zip(valid.iter()) {
+                            if ok {
+                                converted.extend(px.iter().map(|&v| convert(v.to_f64())));
+                            } else {
+                                converted.extend(px.iter().map(|&v| T::from_f64(v.to_f64())));
+                            }
+                        }
+                    }
+                    (None, _) => {
+                        for ((r, c, _), &v) in values.indexed_iter() {
+                            converted.push(if valid[[r, c]] {
+                                convert(v.to_f64())
+                            } else {
+                                T::from_f64(v.to_f64())
+                            });
+                        }
+                    }
+                }
                 &mut converted
             }
         };
-        if !valid.iter().all(|&ok| ok) {
+        let mut collisions = 0u64;
+        if all_valid {
+            collisions = data.iter().filter(|v| v.same_as(nodata)).count() as u64;
+        } else {
             for (px, &ok) in data.chunks_exact_mut(planes.max(1)).zip(valid.iter()) {
-                if !ok {
+                if ok {
+                    collisions += px.iter().filter(|v| v.same_as(nodata)).count() as u64;
+                } else {
                     px.fill(nodata);
                 }
             }
         }
+        self.stats.clamped += clamped;
+        self.stats.nodata_collisions += collisions;
         let mut bands: Vec<i32> = (1..=planes as i32).collect();
         // Rows arriving in order are written in pieces that end on the file's block rows; each
         // block row, once complete, is flushed out of GDAL's cache at once (see
@@ -334,21 +484,24 @@ impl GeoTiffWriter {
         Ok(())
     }
 
-    /// Flushes, optionally converts to COG, and moves the file into place. Returns its path.
-    pub fn finish(mut self) -> Result<PathBuf> {
-        self.dataset
-            .flush_cache()
-            .map_err(gdal_err(&self.partial, "flushing"))?;
+    /// Writes what GDAL still holds and closes the file, optionally converts it to COG, and
+    /// moves it into place. Returns its path. A file GDAL fails to write or close stays under
+    /// its `.partial` name, and the error names it. [`GeoTiffWriter::stats`] before it tells
+    /// what the conversion changed.
+    pub fn finish(self) -> Result<PathBuf> {
+        close_checked(
+            self.dataset,
+            &self.partial,
+            "writing the last blocks and the TIFF directory",
+        )?;
         match self.cog {
             None => {
-                drop(self.dataset);
                 std::fs::rename(&self.partial, &self.path).map_err(|source| Error::Io {
                     path: self.path.clone(),
                     source,
                 })?;
             }
             Some(compression) => {
-                drop(self.dataset);
                 let src = open_raster(&self.partial)?;
                 let staging = partial_path(&self.path.with_extension("cog.tif"));
                 let mut args: Vec<String> = vec![
@@ -368,7 +521,11 @@ impl GeoTiffWriter {
                     args.push("-co".into());
                     args.push(o);
                 }
-                drop(translate(&src, &staging, &args)?);
+                close_checked(
+                    translate(&src, &staging, &args)?,
+                    &staging,
+                    "writing the Cloud-Optimized GeoTIFF",
+                )?;
                 drop(src);
                 std::fs::rename(&staging, &self.path).map_err(|source| Error::Io {
                     path: self.path.clone(),
@@ -378,34 +535,5 @@ impl GeoTiffWriter {
             }
         }
         Ok(self.path)
-    }
-}
-
-/// Conversion from the assembler's f64 to a band type: rounded and saturated for integers.
-pub trait FromF64: Copy {
-    /// Converts `v`.
-    fn from_f64(v: f64) -> Self;
-}
-
-macro_rules! from_f64_int {
-    ($($t:ty),*) => {$(
-        impl FromF64 for $t {
-            fn from_f64(v: f64) -> Self {
-                v.round() as $t
-            }
-        }
-    )*};
-}
-from_f64_int!(u8, u16, i16, u32, i32, u64, i64);
-
-impl FromF64 for f32 {
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-}
-
-impl FromF64 for f64 {
-    fn from_f64(v: f64) -> Self {
-        v
     }
 }
