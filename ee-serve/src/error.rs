@@ -1,5 +1,6 @@
 //! The node's error type, and how each error is answered over REST (status and
-//! `{"error": ...}`) and gRPC (a status code).
+//! `{"error": ...}`, or Google's `{"error": {"code", "message", "status"}}` on the AI Platform /
+//! Vertex routes) and gRPC (a status code).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,6 +80,29 @@ impl Error {
         }
     }
 
+    /// The HTTP status on the AI Platform / Vertex routes: as [`Error::http_status`], except
+    /// that a body over the limit is a 400 (Vertex answers an oversized payload with 400
+    /// INVALID_ARGUMENT, and a retry cannot help).
+    pub fn google_http_status(&self) -> StatusCode {
+        match self {
+            Error::TooLarge { .. } => StatusCode::BAD_REQUEST,
+            other => other.http_status(),
+        }
+    }
+
+    /// Google's JSON error document for the AI Platform / Vertex routes,
+    /// `{"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}`, with the
+    /// canonical `google.rpc.Code` name of [`Error::google_http_status`]: what Google's client
+    /// libraries (google-api-core's `from_http_response`) read the message and class from.
+    pub fn google_json(&self) -> serde_json::Value {
+        let code = self.google_http_status();
+        serde_json::json!({"error": {
+            "code": code.as_u16(),
+            "message": self.to_string(),
+            "status": google_rpc_status(code),
+        }})
+    }
+
     #[cfg(feature = "grpc")]
     /// The gRPC status this error is answered with; an overload carries `retry-after`
     /// (seconds) in its metadata.
@@ -99,6 +123,28 @@ impl Error {
             Error::ShuttingDown => tonic::Status::unavailable(message),
             _ => tonic::Status::internal(message),
         }
+    }
+}
+
+/// The canonical `google.rpc.Code` name Google's APIs pair with an HTTP status (the mapping
+/// of `google/rpc/code.proto`).
+pub(crate) fn google_rpc_status(code: StatusCode) -> &'static str {
+    match code.as_u16() {
+        200 => "OK",
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        416 => "OUT_OF_RANGE",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        500 => "INTERNAL",
+        _ if code.is_client_error() => "FAILED_PRECONDITION",
+        _ => "UNKNOWN",
     }
 }
 
@@ -127,6 +173,42 @@ mod tests {
         assert_eq!(
             Error::BadRequest("x".into()).grpc_status().code(),
             tonic::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn hosted_errors_carry_googles_code_names() {
+        let cases: [(Error, u16, &str); 6] = [
+            (Error::BadRequest("x".into()), 400, "INVALID_ARGUMENT"),
+            (Error::NotFound("x".into()), 404, "NOT_FOUND"),
+            (
+                Error::TooLarge {
+                    size: "5 bytes".into(),
+                    limit: 4,
+                },
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                Error::Overloaded {
+                    limit: 4,
+                    retry_after: Duration::from_secs(2),
+                },
+                429,
+                "RESOURCE_EXHAUSTED",
+            ),
+            (Error::ShuttingDown, 503, "UNAVAILABLE"),
+            (Error::Model("x".into()), 500, "INTERNAL"),
+        ];
+        for (e, code, status) in cases {
+            let v = e.google_json();
+            assert_eq!(v["error"]["code"], code, "{e}");
+            assert_eq!(v["error"]["status"], status, "{e}");
+            assert_eq!(v["error"]["message"], e.to_string());
+        }
+        assert_eq!(
+            google_rpc_status(StatusCode::GATEWAY_TIMEOUT),
+            "DEADLINE_EXCEEDED"
         );
     }
 

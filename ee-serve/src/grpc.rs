@@ -7,13 +7,23 @@
 //! (`GRPC_SERIALIZED_TF_TENSORS`), and answers in the same form. A string tensor named
 //! `input` holding tf.train.Examples (`GRPC_TF_EXAMPLES`) is taken when every input's
 //! per-instance shape is fixed, so the flat feature lists can be shaped.
+//!
+//! Admission happens before tonic reads the body: [`Admit`] wraps each generated server and
+//! takes the node's admission slot for `Predict` and `ModelInfer` when a call's headers
+//! arrive, answering RESOURCE_EXHAUSTED (with `retry-after`) at once when the node is full, so
+//! a refused call costs no decoding and its body is never buffered beyond the HTTP/2 window.
+//! The slot is held until the handler has answered.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use ee_tensor_proto::payload::kserve_v2;
+use ee_tensor_proto::payload::{kserve_v2, EXAMPLES_INPUT};
 use ee_tensor_proto::proto::inference::grpc_inference_service_server::GrpcInferenceService;
 use ee_tensor_proto::proto::inference::{
     model_infer_response, model_metadata_response, InferTensorContents, ModelInferRequest,
@@ -27,11 +37,13 @@ use ee_tensor_proto::proto::tensorflow::serving::{ModelSpec, PredictRequest, Pre
 use ee_tensor_proto::proto::tensorflow::Example;
 use ee_tensor_proto::{tensor_proto, DataType, Instance, Tensor};
 use prost::Message;
+use tonic::codegen::{http, Service};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::node::Shared;
 use crate::signature::Signature;
+use crate::state::Shared;
 
 /// Both gRPC services over one node.
 #[derive(Clone)]
@@ -74,9 +86,74 @@ impl Services {
         );
         result.map_err(|e| e.grpc_status())
     }
+}
 
-    fn admit(&self) -> Result<crate::batcher::Admission, Status> {
-        self.node.batcher.admit().map_err(|e| e.grpc_status())
+/// A generated gRPC server behind the node's admission: `Predict` and `ModelInfer` calls take
+/// an admission slot before their body is read or decoded, and hold it until answered; when
+/// the node is full they are answered RESOURCE_EXHAUSTED at once. Other calls (health,
+/// metadata) pass as they are.
+#[derive(Clone)]
+pub(crate) struct Admit<S> {
+    inner: S,
+    node: Arc<Shared>,
+}
+
+impl<S> Admit<S> {
+    pub(crate) fn new(inner: S, node: Arc<Shared>) -> Self {
+        Admit { inner, node }
+    }
+}
+
+/// Whether a gRPC method runs the model (and so is admission-limited).
+fn admitted(path: &str) -> bool {
+    matches!(
+        path,
+        "/tensorflow.serving.PredictionService/Predict"
+            | "/inference.GRPCInferenceService/ModelInfer"
+    )
+}
+
+impl<S: NamedService> NamedService for Admit<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Admit<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let admission = if admitted(request.uri().path()) {
+            match self.node.batcher.admit() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let refused = e.grpc_status().into_http();
+                    return Box::pin(async move { Ok(refused) });
+                }
+            }
+        } else {
+            None
+        };
+        // The inner service was made ready by poll_ready; a fresh clone takes its place.
+        let fresh = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, fresh);
+        Box::pin(async move {
+            let answer = ready.call(request).await;
+            drop(admission);
+            answer
+        })
     }
 }
 
@@ -86,8 +163,6 @@ enum Carried {
     Batched,
     Serialized,
 }
-
-const EXAMPLES_INPUT: &str = "input";
 
 fn decode_predict(
     sig: &Signature,
@@ -194,7 +269,6 @@ impl PredictionService for Services {
         &self,
         request: Request<PredictRequest>,
     ) -> Result<Response<PredictResponse>, Status> {
-        let _admission = self.admit()?;
         let req = request.into_inner();
         let spec = req.model_spec.unwrap_or_default();
         let version = match &spec.version_choice {
@@ -366,7 +440,6 @@ impl GrpcInferenceService for Services {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        let _admission = self.admit()?;
         let req = request.into_inner();
         self.check_model(&req.model_name, &req.model_version)?;
         let raw = !req.raw_input_contents.is_empty();
@@ -413,7 +486,7 @@ impl GrpcInferenceService for Services {
         let requested: Vec<(String, bool)> =
             req.outputs.iter().map(|o| (o.name.clone(), true)).collect();
         let selected =
-            crate::rest::select_outputs(stacked, &requested).map_err(|e| e.grpc_status())?;
+            crate::signature::select_outputs(stacked, &requested).map_err(|e| e.grpc_status())?;
         let mut outputs = Vec::new();
         let mut raw_out = Vec::new();
         for (name, t) in selected.iter() {

@@ -1,249 +1,228 @@
-//! The AI Platform / Vertex `:predict` route. Its body is always `{"instances": [...]}`, and
-//! Earth Engine sends one of several payload formats there; the first instance tells which:
+//! The AI Platform / Vertex `:predict` (and Vertex `:rawPredict`) route. Its body is always
+//! `{"instances": [...]}`, and Earth Engine sends one of several payload formats there; the
+//! first instance tells which ([`ee_tensor_proto::sniff_instances`]):
 //!
 //! | first instance | format | answer |
 //! |---|---|---|
 //! | a string, or an object whose first value is a string | `SERIALIZED_TF_TENSORS` | base64 TensorProtos |
 //! | an object whose first value is a list of strings | `RAW_JSON` | plain numbers |
-//! | a bare list | `ND_ARRAYS` (channel-first) | channel-first lists |
+//! | a bare list | `ND_ARRAYS` (channel-first) or `[row][col][channel]` | lists in the same layout |
 //! | an object of numbers, lists of numbers or `{"b64"}` | plain numeric instances | TF Serving rows |
+//!
+//! A bare rank-3 list is read the way the model's single input takes it: channel-first
+//! `[channel][row][col]` as Earth Engine's `ND_ARRAYS` sends it, or `[row][col][channel]` as
+//! Vertex's TensorFlow containers take `numpy.tolist()` of an image. The input's fixed
+//! dimensions decide; when both readings fit them it is a 400 naming both, and when the
+//! input fixes no dimension at all the list is read channel-first, as `ND_ARRAYS` says.
 
 use ee_tensor_proto::payload::{nd_arrays, raw_json, serialized_tf_tensors, tf_serving};
-use ee_tensor_proto::{Instance, OutputSpec};
+use ee_tensor_proto::{sniff_instances, Instance, PayloadFormat, Tensor};
 
-/// A payload format the hosted route recognises.
+use crate::signature::{dims_text, Port, Signature};
+
+/// How the answer is written: the way the request came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostedFormat {
-    /// Base64 TensorProtos per named input.
+pub(crate) enum Answer {
+    /// Base64 TensorProtos per output.
     SerializedTfTensors,
     /// Numbers as JSON strings.
     RawJson,
-    /// Bare channel-first lists.
-    NdArrays,
-    /// Plain JSON numbers (TF Serving's row format).
-    Numeric,
+    /// Bare lists, rank-3 outputs channel-first (`ND_ARRAYS`).
+    ChannelFirst,
+    /// TF Serving rows (plain numbers, `[row][col][channel]`).
+    Rows,
 }
 
-/// Tells the format from the first instance, without parsing the body.
-pub fn sniff(body: &[u8]) -> Result<HostedFormat, String> {
-    let mut p = Peek { body, at: 0 };
-    p.skip_ws();
-    p.expect(b'{')?;
-    loop {
-        p.skip_ws();
-        let key = p.string()?;
-        p.skip_ws();
-        p.expect(b':')?;
-        p.skip_ws();
-        if key == b"instances" {
-            break;
-        }
-        p.skip_value()?;
-        p.skip_ws();
-        if p.next() != Some(b',') {
-            return Err("the body has no \"instances\"".into());
-        }
-    }
-    p.expect(b'[')?;
-    p.skip_ws();
-    match p.peek() {
-        Some(b'"') => return Ok(HostedFormat::SerializedTfTensors),
-        Some(b'[') => return Ok(HostedFormat::NdArrays),
-        Some(b'{') => {}
-        Some(b']') => return Err("\"instances\" is empty".into()),
-        _ => return Ok(HostedFormat::Numeric),
-    }
-    p.at += 1;
-    p.skip_ws();
-    if p.peek() == Some(b'}') {
-        return Err("the first instance is an empty object".into());
-    }
-    let _ = p.string()?;
-    p.skip_ws();
-    p.expect(b':')?;
-    p.skip_ws();
-    match p.peek() {
-        Some(b'"') => Ok(HostedFormat::SerializedTfTensors),
-        Some(b'[') => {
-            while matches!(p.peek(), Some(b'[' | b' ' | b'\t' | b'\n' | b'\r')) {
-                p.at += 1;
-            }
-            Ok(if p.peek() == Some(b'"') {
-                HostedFormat::RawJson
-            } else {
-                HostedFormat::Numeric
-            })
-        }
-        _ => Ok(HostedFormat::Numeric),
+/// How one bare rank-3 list is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// `[channel][row][col]`: transposed to the model's `[row][col][channel]`.
+    ChannelFirst,
+    /// `[row][col][channel]`: taken as it is.
+    ChannelLast,
+}
+
+impl std::fmt::Display for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reading::ChannelFirst => "channel-first [channel][row][col] (ND_ARRAYS)",
+            Reading::ChannelLast => "[row][col][channel]",
+        })
     }
 }
 
-/// Decodes the instances of a request in `format`.
-pub fn decode(
-    format: HostedFormat,
-    body: &[u8],
-    inputs: &[OutputSpec],
-) -> Result<Vec<Instance>, String> {
+/// Decodes the instances of a hosted request, and tells how to answer it.
+pub(crate) fn decode(body: &[u8], sig: &Signature) -> Result<(Vec<Instance>, Answer), String> {
     let e = |e: ee_tensor_proto::Error| e.to_string();
-    match format {
+    let inputs = sig.input_specs();
+    match sniff_instances(body).map_err(e)? {
         // TensorProtos carry their dtype; a single-input model takes any name, so nothing is
         // filtered out here and the signature check names what is wrong.
-        HostedFormat::SerializedTfTensors => {
-            let specs = if inputs.len() == 1 { &[][..] } else { inputs };
-            serialized_tf_tensors::decode_request(body, specs).map_err(e)
+        PayloadFormat::SerializedTfTensors => {
+            let specs = if inputs.len() == 1 { &[][..] } else { &inputs };
+            serialized_tf_tensors::decode_request(body, specs)
+                .map(|rows| (rows, Answer::SerializedTfTensors))
+                .map_err(e)
         }
-        HostedFormat::RawJson => raw_json::decode_request(body, inputs).map_err(e),
-        HostedFormat::NdArrays => match inputs {
-            [one] => nd_arrays::decode_request(body, one).map_err(e),
-            _ => Err(format!(
-                "ND_ARRAYS instances are unnamed, but this model has {} inputs",
-                inputs.len()
-            )),
-        },
-        HostedFormat::Numeric => tf_serving::decode_request(body, inputs)
-            .map(|r| r.instances)
+        PayloadFormat::RawJson => raw_json::decode_request(body, &inputs)
+            .map(|rows| (rows, Answer::RawJson))
+            .map_err(e),
+        PayloadFormat::NdArrays => bare_lists(body, sig),
+        _ => tf_serving::decode_request(body, &inputs)
+            .map(|r| (r.instances, Answer::Rows))
             .map_err(e),
     }
 }
 
-/// Encodes the predictions the way `format`'s clients read them.
-pub fn encode(format: HostedFormat, predictions: &[Instance]) -> Result<Vec<u8>, String> {
+/// Bare-list instances of a single-input model, each rank-3 list read the way the input's
+/// shape says (see the module's notes).
+fn bare_lists(body: &[u8], sig: &Signature) -> Result<(Vec<Instance>, Answer), String> {
+    let [port] = sig.inputs.as_slice() else {
+        return Err(format!(
+            "bare-list instances (ND_ARRAYS) are unnamed, but this model has {} inputs; send objects naming them",
+            sig.inputs.len()
+        ));
+    };
+    // TF Serving's row reader keeps each bare list's axes as sent.
+    let rows = tf_serving::decode_request(body, &sig.input_specs())
+        .map_err(|e| e.to_string())?
+        .instances;
+    let mut first: Option<(usize, Reading)> = None;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        let mut entries = row.into_entries();
+        let (name, t) = match (entries.pop(), entries.is_empty()) {
+            (Some(entry), true) => entry,
+            _ => return Err(format!("instance {i} is not one bare list")),
+        };
+        let t = match reading(i, &t, port)? {
+            None => t,
+            Some(r) => {
+                match first {
+                    None => first = Some((i, r)),
+                    Some((j, earlier)) if earlier != r => {
+                        return Err(format!(
+                            "instance {i} reads as {r} but instance {j} as {earlier}; send every instance in one layout"
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                match r {
+                    Reading::ChannelFirst => t.permute(&[1, 2, 0]).map_err(|e| e.to_string())?,
+                    Reading::ChannelLast => t,
+                }
+            }
+        };
+        out.push(Instance::new().with(name, t));
+    }
+    let answer = match first {
+        Some((_, Reading::ChannelLast)) => Answer::Rows,
+        _ => Answer::ChannelFirst,
+    };
+    Ok((out, answer))
+}
+
+/// How instance `i`'s bare list is read: `None` when it is not rank 3 (taken as it is).
+fn reading(i: usize, t: &Tensor, port: &Port) -> Result<Option<Reading>, String> {
+    let &[a, b, c] = t.shape() else {
+        return Ok(None);
+    };
+    if port.dims.len() != 3 || port.dims.iter().all(Option::is_none) {
+        // The input cannot tell (or takes no image): ND_ARRAYS's own reading, and the
+        // signature check names any mismatch.
+        return Ok(Some(Reading::ChannelFirst));
+    }
+    let fits = |shape: [usize; 3]| {
+        shape
+            .iter()
+            .zip(&port.dims)
+            .all(|(&n, d)| d.is_none_or(|v| v == n))
+    };
+    let input = format!("input {:?} ({})", port.name, dims_text(&port.dims));
+    match (fits([a, b, c]), fits([b, c, a])) {
+        (true, false) => Ok(Some(Reading::ChannelLast)),
+        (false, true) => Ok(Some(Reading::ChannelFirst)),
+        (true, true) => Err(format!(
+            "instance {i}: the bare list of shape [{a}, {b}, {c}] is ambiguous: it fits {input} both as {} (shape [{a}, {b}, {c}]) and as {} (shape [{b}, {c}, {a}]); send it named, {{\"{}\": [...]}}, to have it read as [row][col][channel]",
+            Reading::ChannelLast,
+            Reading::ChannelFirst,
+            port.name
+        )),
+        (false, false) => Err(format!(
+            "instance {i}: the bare list of shape [{a}, {b}, {c}] fits {input} neither as {} (shape [{a}, {b}, {c}]) nor as {} (shape [{b}, {c}, {a}])",
+            Reading::ChannelLast,
+            Reading::ChannelFirst
+        )),
+    }
+}
+
+/// Encodes the predictions the way the request's clients read them.
+pub(crate) fn encode(answer: Answer, predictions: &[Instance]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    match format {
-        HostedFormat::SerializedTfTensors => {
+    match answer {
+        Answer::SerializedTfTensors => {
             serialized_tf_tensors::encode_response(predictions, &mut out)
         }
-        HostedFormat::RawJson => raw_json::encode_response(predictions, &mut out),
-        HostedFormat::NdArrays => nd_arrays::encode_response(predictions, &mut out),
-        HostedFormat::Numeric => {
-            tf_serving::encode_response(predictions, tf_serving::Layout::Row, &mut out)
-        }
+        Answer::RawJson => raw_json::encode_response(predictions, &mut out),
+        Answer::ChannelFirst => nd_arrays::encode_response(predictions, &mut out),
+        Answer::Rows => tf_serving::encode_response(predictions, tf_serving::Layout::Row, &mut out),
     }
     .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
-struct Peek<'a> {
-    body: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Peek<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.body.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek();
-        self.at += 1;
-        c
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), String> {
-        match self.next() {
-            Some(found) if found == c => Ok(()),
-            Some(found) => Err(format!(
-                "malformed JSON at byte {}: expected {:?}, found {:?}",
-                self.at - 1,
-                c as char,
-                found as char
-            )),
-            None => Err("the body ends early".into()),
-        }
-    }
-
-    /// A string's raw bytes (escapes left as they are).
-    fn string(&mut self) -> Result<&'a [u8], String> {
-        self.expect(b'"')?;
-        let start = self.at;
-        loop {
-            match self.next() {
-                Some(b'\\') => self.at += 1,
-                Some(b'"') => return Ok(&self.body[start..self.at - 1]),
-                Some(_) => {}
-                None => return Err("the body ends inside a string".into()),
-            }
-        }
-    }
-
-    /// Skips one value of any kind (strings, nesting).
-    fn skip_value(&mut self) -> Result<(), String> {
-        match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'[' | b'{') => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek() {
-                        Some(b'"') => {
-                            self.string()?;
-                        }
-                        Some(b'[' | b'{') => {
-                            depth += 1;
-                            self.at += 1;
-                        }
-                        Some(b']' | b'}') => {
-                            depth = depth.saturating_sub(1);
-                            self.at += 1;
-                            if depth == 0 {
-                                return Ok(());
-                            }
-                        }
-                        Some(_) => self.at += 1,
-                        None => return Err("the body ends early".into()),
-                    }
-                }
-            }
-            _ => {
-                while !matches!(self.peek(), Some(b',' | b'}' | b']') | None) {
-                    self.at += 1;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use HostedFormat::*;
+    use ee_tensor_proto::DataType;
+
+    fn port(dims: &[Option<usize>]) -> Port {
+        Port {
+            name: "x".into(),
+            dtype: DataType::Float32,
+            dims: dims.to_vec(),
+        }
+    }
+
+    fn list(shape: &[usize]) -> Tensor {
+        Tensor::zeros(DataType::Float32, shape)
+    }
 
     #[test]
-    fn the_first_instance_tells_the_format() {
-        let cases: [(&str, HostedFormat); 8] = [
-            (r#"{"instances": ["CAES"]}"#, SerializedTfTensors),
-            (
-                r#"{"instances": [{"B1": "CAES", "B2": "x"}]}"#,
-                SerializedTfTensors,
-            ),
-            (r#"{"instances":[{"a":[["1.5","2"]]}]}"#, RawJson),
-            (r#"{"instances":[[[[1,2]]]]}"#, NdArrays),
-            (r#"{"instances":[{"a":[[1.5,2]]}]}"#, Numeric),
-            (r#"{"instances":[{"a":{"b64":"AAAA"}}]}"#, Numeric),
-            (r#"{"instances":[3.5]}"#, Numeric),
-            (
-                r#"{"parameters": {"k": [1, "x", {"y": "]"}]}, "instances": [{"a": 1}]}"#,
-                Numeric,
-            ),
-        ];
-        for (body, expected) in cases {
-            assert_eq!(sniff(body.as_bytes()), Ok(expected), "{body}");
-        }
-        for bad in [
-            "",
-            "[]",
-            r#"{"inputs": []}"#,
-            r#"{"instances": []}"#,
-            r#"{"instances": [{}]}"#,
-            r#"{"instances": [{"a"#,
-        ] {
-            assert!(sniff(bad.as_bytes()).is_err(), "{bad}");
-        }
+    fn the_input_shape_decides_how_a_bare_list_is_read() {
+        let rgb = port(&[None, None, Some(3)]);
+        assert_eq!(
+            reading(0, &list(&[4, 5, 3]), &rgb),
+            Ok(Some(Reading::ChannelLast))
+        );
+        assert_eq!(
+            reading(0, &list(&[3, 4, 5]), &rgb),
+            Ok(Some(Reading::ChannelFirst))
+        );
+        let e = reading(2, &list(&[3, 4, 3]), &rgb).unwrap_err();
+        assert!(
+            e.contains("instance 2") && e.contains("ambiguous") && e.contains("[4, 3, 3]"),
+            "{e}"
+        );
+        let e = reading(0, &list(&[4, 5, 2]), &rgb).unwrap_err();
+        assert!(e.contains("neither") && e.contains("[?, ?, 3]"), "{e}");
+        // Fixed rows and columns decide too.
+        let square = port(&[Some(8), Some(8), None]);
+        assert_eq!(
+            reading(0, &list(&[2, 8, 8]), &square),
+            Ok(Some(Reading::ChannelFirst))
+        );
+        assert_eq!(
+            reading(0, &list(&[8, 8, 2]), &square),
+            Ok(Some(Reading::ChannelLast))
+        );
+        // An input that fixes nothing cannot tell: ND_ARRAYS's channel-first reading.
+        let free = port(&[None, None, None]);
+        assert_eq!(
+            reading(0, &list(&[4, 5, 3]), &free),
+            Ok(Some(Reading::ChannelFirst))
+        );
+        // Lists that are not rank 3 are taken as they are.
+        assert_eq!(reading(0, &list(&[4]), &rgb), Ok(None));
     }
 }

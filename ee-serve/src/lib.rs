@@ -4,8 +4,9 @@
 //! - TF Serving REST: `POST /v1/models/NAME[/versions/1]:predict` (row and columnar,
 //!   `{"b64"}`), `GET /v1/models/NAME` and `/metadata`.
 //! - AI Platform and Vertex: `POST /v1/projects/*/models/NAME[/versions/*]:predict` and
-//!   `POST /v1/projects/*/locations/*/endpoints/*:predict`, with Earth Engine's payload
-//!   formats (`SERIALIZED_TF_TENSORS`, `RAW_JSON`, `ND_ARRAYS`) or plain numeric instances.
+//!   `POST /v1/projects/*/locations/*/endpoints/*:predict` (and `:rawPredict`), with Earth
+//!   Engine's payload formats (`SERIALIZED_TF_TENSORS`, `RAW_JSON`, `ND_ARRAYS`), bare
+//!   `[row][col][channel]` lists, or plain numeric instances; errors in Google's JSON form.
 //! - KServe v2: `POST /v2/models/NAME[/versions/1]/infer` (JSON and the binary extension),
 //!   `GET /v2/health/live`, `/v2/health/ready`, `/v2/models/NAME[/ready]`.
 //! - gRPC: `tensorflow.serving.PredictionService/Predict` and
@@ -51,11 +52,11 @@ mod hosted;
 mod node;
 mod rest;
 mod signature;
+mod state;
 
 pub use batcher::StatsSnapshot;
 pub use config::ServeConfig;
 pub use error::{Error, Result};
-pub use hosted::{sniff as sniff_hosted_format, HostedFormat};
 pub use node::{shutdown_signal, Node};
 pub use signature::{Port, Signature};
 

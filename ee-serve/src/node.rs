@@ -4,7 +4,6 @@
 //! the requests in flight, and report what was served.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
@@ -21,21 +20,9 @@ use crate::batcher::{Batcher, StatsSnapshot};
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
 #[cfg(feature = "grpc")]
-use crate::grpc::Services;
+use crate::grpc::{Admit, Services};
 use crate::signature::Signature;
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub(crate) batcher: Batcher,
-    pub(crate) config: ServeConfig,
-    ids: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn next_id(&self) -> u64 {
-        self.ids.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+use crate::state::Shared;
 
 /// A running node. Dropping it does not stop it; call [`Node::shutdown`].
 pub struct Node {
@@ -84,11 +71,7 @@ impl Node {
             config.max_queue,
             config.retry_after,
         );
-        let shared = Arc::new(Shared {
-            batcher,
-            config: config.clone(),
-            ids: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(batcher, config.clone()));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut http_addr = None;
@@ -127,12 +110,19 @@ impl Node {
                 node: shared.clone(),
             };
             let limit = config.max_body_bytes;
-            let predict = PredictionServiceServer::new(services.clone())
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(usize::MAX);
-            let infer = GrpcInferenceServiceServer::new(services)
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(usize::MAX);
+            // Admission wraps each server, so a call is admitted before its body is decoded.
+            let predict = Admit::new(
+                PredictionServiceServer::new(services.clone())
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(usize::MAX),
+                shared.clone(),
+            );
+            let infer = Admit::new(
+                GrpcInferenceServiceServer::new(services)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(usize::MAX),
+                shared.clone(),
+            );
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let mut stopped = stopped.clone();

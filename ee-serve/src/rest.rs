@@ -1,6 +1,16 @@
 //! The REST routes: TF Serving (`/v1/models/...`), AI Platform and Vertex (`/v1/projects/...`)
-//! and KServe v2 (`/v2/...`). Every answer other than a prediction is `{"error": "..."}` with
-//! a status a client can act on; 429s carry `Retry-After`.
+//! and KServe v2 (`/v2/...`). Every answer other than a prediction carries a status a client
+//! can act on, and 429s carry `Retry-After`. TF Serving and KServe errors are
+//! `{"error": "..."}`, as those servers write them; errors on the AI Platform / Vertex routes
+//! are Google's `{"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}`, which
+//! Google's client libraries turn into their exception classes with our message.
+//!
+//! Vertex's `:rawPredict` takes the same JSON as `:predict`, sent as the body itself (curl,
+//! `ee-predict-client`) and answered the same way. Google's generated REST client
+//! (google-cloud-aiplatform's `PredictionServiceClient.raw_predict`) sends the request
+//! message's JSON instead, `{"httpBody": {"contentType": "application/json", "data": BASE64}}`,
+//! and reads the answer as an `HttpBody`'s JSON: such a request is unwrapped, and its answer
+//! wrapped as `{"contentType": "application/json", "data": BASE64}`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +24,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::hosted;
-use crate::node::Shared;
 use crate::signature::Signature;
+use crate::state::Shared;
 
 /// The routes this node answers, parsed from method and path.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,7 +33,10 @@ enum Route {
     TfStatus,
     TfMetadata,
     TfPredict,
-    Hosted,
+    /// AI Platform / Vertex `:predict`, or Vertex `:rawPredict` (`raw`).
+    Hosted {
+        raw: bool,
+    },
     KsServerMetadata,
     KsLive,
     KsReady,
@@ -34,7 +47,7 @@ enum Route {
 
 /// Whether a route reads a request body and runs the model.
 fn predicts(r: &Route) -> bool {
-    matches!(r, Route::TfPredict | Route::Hosted | Route::KsInfer)
+    matches!(r, Route::TfPredict | Route::Hosted { .. } | Route::KsInfer)
 }
 
 fn parse_route(method: &Method, path: &str, sig: &Signature) -> Result<Route> {
@@ -89,12 +102,13 @@ fn parse_route(method: &Method, path: &str, sig: &Signature) -> Result<Route> {
         ["v1", "projects", _, "models", name, rest @ ..] => {
             sig.check_model(name, None)?;
             match (rest, verb) {
-                ([] | ["versions", _], Some("predict")) => post(Route::Hosted),
+                ([] | ["versions", _], Some("predict")) => post(Route::Hosted { raw: false }),
                 _ => Err(not_found()),
             }
         }
         ["v1", "projects", _, "locations", _, "endpoints", _] => match verb {
-            Some("predict" | "rawPredict") => post(Route::Hosted),
+            Some("predict") => post(Route::Hosted { raw: false }),
+            Some("rawPredict") => post(Route::Hosted { raw: true }),
             _ => Err(not_found()),
         },
         ["v2"] if verb.is_none() => get(Route::KsServerMetadata),
@@ -145,7 +159,7 @@ pub(crate) async fn handle(
                     .bad
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            error_response(&e)
+            error_response(&e, hosted_path(&path))
         }
     };
     tracing::info!(
@@ -160,9 +174,19 @@ pub(crate) async fn handle(
     response
 }
 
-/// `{"error": message}` with the error's status (and `Retry-After` for overload).
-pub(crate) fn error_response(e: &Error) -> Response {
-    let mut r = (e.http_status(), axum::Json(json!({"error": e.to_string()}))).into_response();
+/// Whether a path is on the AI Platform / Vertex routes, whose errors are Google's.
+fn hosted_path(path: &str) -> bool {
+    path.trim_start_matches('/').starts_with("v1/projects/")
+}
+
+/// `{"error": message}` with the error's status, or Google's error document when `google`
+/// (the AI Platform / Vertex routes); `Retry-After` for overload.
+pub(crate) fn error_response(e: &Error, google: bool) -> Response {
+    let mut r = if google {
+        (e.google_http_status(), axum::Json(e.google_json())).into_response()
+    } else {
+        (e.http_status(), axum::Json(json!({"error": e.to_string()}))).into_response()
+    };
     if let Error::Overloaded { retry_after, .. } = e {
         if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -232,7 +256,9 @@ async fn answer(
             Route::KsLive => json_response(json!({"live": true})),
             Route::KsReady | Route::KsModelReady => json_response(json!({"ready": true})),
             Route::KsModelMetadata => json_response(sig.kserve_metadata()),
-            Route::TfPredict | Route::Hosted | Route::KsInfer => unreachable!("predict routes"),
+            Route::TfPredict | Route::Hosted { .. } | Route::KsInfer => {
+                unreachable!("predict routes")
+            }
         });
     }
     let _admission = node.batcher.admit()?;
@@ -256,12 +282,19 @@ async fn answer(
                 .map_err(|e| Error::Model(e.to_string()))?;
             Ok(answered(node, body_response(out)))
         }
-        Route::Hosted => {
-            let format = hosted::sniff(&bytes).map_err(Error::BadRequest)?;
-            let rows = hosted::decode(format, &bytes, &specs).map_err(Error::BadRequest)?;
+        Route::Hosted { raw } => {
+            let (bytes, wrapped) = if raw {
+                unwrap_http_body(bytes)?
+            } else {
+                (bytes, false)
+            };
+            let (rows, answer) = hosted::decode(&bytes, sig).map_err(Error::BadRequest)?;
             *instances = rows.len();
             let rows = node.batcher.predict(rows, id).await?;
-            let out = hosted::encode(format, &rows).map_err(Error::Model)?;
+            let mut out = hosted::encode(answer, &rows).map_err(Error::Model)?;
+            if wrapped {
+                out = wrap_http_body(&out);
+            }
             Ok(answered(node, body_response(out)))
         }
         Route::KsInfer => {
@@ -285,7 +318,7 @@ async fn answer(
                 .map_err(|e| Error::BadRequest(format!("inputs: {e}")))?;
             *instances = rows.len();
             let rows = node.batcher.predict(rows, id).await?;
-            let batched = select_outputs(
+            let batched = crate::signature::select_outputs(
                 Instance::stack(&rows).map_err(|e| Error::Model(e.to_string()))?,
                 &req.outputs,
             )?;
@@ -320,39 +353,54 @@ async fn answer(
     }
 }
 
+/// A `:rawPredict` body: the `:predict` JSON itself, or Google's REST transcoding of the
+/// request message, `{"httpBody": {"contentType": ..., "data": BASE64}}`, unwrapped (true when
+/// it was).
+fn unwrap_http_body(bytes: Bytes) -> Result<(Bytes, bool)> {
+    let not_instances = match ee_tensor_proto::sniff_instances(&bytes) {
+        Ok(_) => return Ok((bytes, false)),
+        Err(e) => e,
+    };
+    let wrapper = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut v| v.get_mut("httpBody").map(serde_json::Value::take));
+    let Some(http_body) = wrapper else {
+        return Err(Error::BadRequest(not_instances.to_string()));
+    };
+    if let Some(ct) = http_body.get("contentType") {
+        let ct = ct.as_str().unwrap_or_default();
+        if !ct.is_empty() && !ct.trim().starts_with("application/json") {
+            return Err(Error::BadRequest(format!(
+                "rawPredict httpBody.contentType is {ct:?}; this node takes application/json"
+            )));
+        }
+    }
+    let data = http_body
+        .get("data")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| {
+            Error::BadRequest("rawPredict httpBody.data is missing or not a base64 string".into())
+        })?;
+    let raw =
+        ee_tensor_proto::decode_base64(data.as_bytes(), &|| "rawPredict httpBody.data".into())
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+    Ok((Bytes::from(raw), true))
+}
+
+/// An answer as an `HttpBody` message's JSON, for a request that came wrapped in one.
+fn wrap_http_body(answer: &[u8]) -> Vec<u8> {
+    let mut out = br#"{"contentType":"application/json","data":""#.to_vec();
+    ee_tensor_proto::encode_standard_into(answer, &mut out);
+    out.extend_from_slice(b"\"}");
+    out
+}
+
 fn answered(node: &Shared, r: Response) -> Response {
     node.batcher
         .stats()
         .answered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     r
-}
-
-/// Keeps the requested outputs (all when none were named), erring on unknown names.
-pub(crate) fn select_outputs(batched: Instance, requested: &[(String, bool)]) -> Result<Instance> {
-    if requested.is_empty() {
-        return Ok(batched);
-    }
-    let mut batched = batched;
-    let available: Vec<String> = batched.names().map(str::to_string).collect();
-    requested
-        .iter()
-        .map(|(name, _)| {
-            batched
-                .take(name)
-                .map(|t| (name.clone(), t))
-                .ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "output {name:?} was requested but the model's outputs are {available:?}"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(|entries| {
-            entries
-                .into_iter()
-                .fold(Instance::new(), |i, (n, t)| i.with(n, t))
-        })
 }
 
 #[cfg(test)]
@@ -384,11 +432,11 @@ mod tests {
         );
         assert_eq!(
             p(Method::POST, "/v1/projects/p/models/m:predict").unwrap(),
-            Route::Hosted
+            Route::Hosted { raw: false }
         );
         assert_eq!(
             p(Method::POST, "/v1/projects/p/models/m/versions/v3:predict").unwrap(),
-            Route::Hosted
+            Route::Hosted { raw: false }
         );
         assert_eq!(
             p(
@@ -396,7 +444,15 @@ mod tests {
                 "/v1/projects/p/locations/us-central1/endpoints/123:predict"
             )
             .unwrap(),
-            Route::Hosted
+            Route::Hosted { raw: false }
+        );
+        assert_eq!(
+            p(
+                Method::POST,
+                "/v1/projects/p/locations/us-central1/endpoints/123:rawPredict"
+            )
+            .unwrap(),
+            Route::Hosted { raw: true }
         );
         assert_eq!(p(Method::GET, "/v2/health/live").unwrap(), Route::KsLive);
         assert_eq!(

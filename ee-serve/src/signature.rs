@@ -215,7 +215,37 @@ impl Signature {
     }
 }
 
-fn dims_text(dims: &[Option<usize>]) -> String {
+/// Keeps the requested outputs (all when none were named), erring on unknown names.
+pub(crate) fn select_outputs(
+    batched: Instance,
+    requested: &[(String, bool)],
+) -> Result<Instance, crate::Error> {
+    if requested.is_empty() {
+        return Ok(batched);
+    }
+    let mut batched = batched;
+    let available: Vec<String> = batched.names().map(str::to_string).collect();
+    requested
+        .iter()
+        .map(|(name, _)| {
+            batched
+                .take(name)
+                .map(|t| (name.clone(), t))
+                .ok_or_else(|| {
+                    crate::Error::BadRequest(format!(
+                        "output {name:?} was requested but the model's outputs are {available:?}"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, crate::Error>>()
+        .map(|entries| {
+            entries
+                .into_iter()
+                .fold(Instance::new(), |i, (n, t)| i.with(n, t))
+        })
+}
+
+pub(crate) fn dims_text(dims: &[Option<usize>]) -> String {
     let parts: Vec<String> = dims
         .iter()
         .map(|d| d.map_or("?".into(), |v| v.to_string()))

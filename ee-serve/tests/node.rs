@@ -61,9 +61,54 @@ async fn post(url: &str, body: Vec<u8>) -> (u16, reqwest::header::HeaderMap, Vec
     (status, headers, r.bytes().await.unwrap().to_vec())
 }
 
+/// The message of a TF Serving / KServe error, `{"error": "..."}`.
 fn error_of(body: &[u8]) -> String {
     let v: Value = serde_json::from_slice(body).unwrap();
-    v["error"].as_str().unwrap().to_string()
+    v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not {{\"error\": \"...\"}}: {v}"))
+        .to_string()
+}
+
+/// Code, status name and message of a Google error on the AI Platform / Vertex routes,
+/// `{"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}`.
+fn google_error_of(body: &[u8]) -> (u64, String, String) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let e = &v["error"];
+    let text = |k: &str| {
+        e[k].as_str()
+            .unwrap_or_else(|| panic!("no error.{k} string in {v}"))
+            .to_string()
+    };
+    let code = e["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no error.code number in {v}"));
+    (code, text("status"), text("message"))
+}
+
+/// `{"instances": [list, ...]}` with each tile written as a bare nested list, axes as they are.
+fn bare_lists(tiles: &[Tensor]) -> Vec<u8> {
+    fn nested(values: &[f32], shape: &[usize]) -> Value {
+        match shape {
+            [] => Value::from(values[0]),
+            [n, rest @ ..] => {
+                let step = values.len() / n;
+                Value::Array(
+                    (0..*n)
+                        .map(|i| nested(&values[i * step..(i + 1) * step], rest))
+                        .collect(),
+                )
+            }
+        }
+    }
+    let instances: Vec<Value> = tiles
+        .iter()
+        .map(|t| {
+            let values: Vec<f32> = t.array::<f32>().unwrap().iter().copied().collect();
+            nested(&values, t.shape())
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "instances": instances })).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +286,13 @@ async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
     for (url, body, needle) in cases {
         let (status, _, answer) = post(url, body).await;
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
-        let e = error_of(&answer);
+        let e = if url == hosted {
+            let (code, name, message) = google_error_of(&answer);
+            assert_eq!((code, name.as_str()), (400, "INVALID_ARGUMENT"));
+            message
+        } else {
+            error_of(&answer)
+        };
         assert!(e.contains(needle), "{needle:?} not in {e:?}");
     }
     // Over the body limit: 413 naming the limit, before the body is read.
@@ -293,7 +344,9 @@ async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() 
     let (status, headers, answer) = post(&format!("http://{addr}{path}"), body.clone()).await;
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(&answer));
     assert_eq!(headers.get("retry-after").unwrap(), "1");
-    assert!(error_of(&answer).contains("busy"));
+    let (code, name, message) = google_error_of(&answer);
+    assert_eq!((code, name.as_str()), (429, "RESOURCE_EXHAUSTED"));
+    assert!(message.contains("busy"), "{message}");
     let mut grpc =
         PredictionServiceClient::connect(format!("http://{}", node.grpc_addr().unwrap()))
             .await
@@ -506,4 +559,312 @@ async fn shutdown_finishes_the_request_in_flight() {
         .unwrap()
         .unwrap();
     assert_eq!(stats.answered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_errors_come_in_googles_form_and_the_others_keep_theirs() {
+    let node = Node::start(model("conv_r2.onnx"), config(16))
+        .await
+        .unwrap();
+    let base = format!("http://{}", node.http_addr().unwrap());
+    let ai = format!("{base}/v1/projects/p/models/ident/versions/v1:predict");
+    let vertex = format!("{base}/v1/projects/p/locations/us-central1/endpoints/7:predict");
+    let mut two_channels = Vec::new();
+    serialized_tf_tensors::encode_request(
+        &[Instance::new().with("input", tile(0, 4, 4, 2))],
+        &mut two_channels,
+    )
+    .unwrap();
+    // URL, body, HTTP status, error.code, error.status, a part of error.message.
+    type Case = (String, Vec<u8>, u16, u64, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            ai.clone(),
+            b"{\"instances\": [".to_vec(),
+            400,
+            400,
+            "INVALID_ARGUMENT",
+            "JSON",
+        ),
+        (
+            vertex.clone(),
+            two_channels,
+            400,
+            400,
+            "INVALID_ARGUMENT",
+            "[?, ?, 3]",
+        ),
+        (
+            format!("{base}/v1/projects/p/models/other:predict"),
+            b"{}".to_vec(),
+            404,
+            404,
+            "NOT_FOUND",
+            "serves \"ident\"",
+        ),
+        (
+            format!("{base}/v1/projects/p/locations/l/endpoints/7:explain"),
+            b"{}".to_vec(),
+            404,
+            404,
+            "NOT_FOUND",
+            "no route",
+        ),
+        // Over the body limit: Vertex's 400 INVALID_ARGUMENT, naming the limit.
+        (
+            vertex.clone(),
+            vec![b' '; (1 << 20) + 1],
+            400,
+            400,
+            "INVALID_ARGUMENT",
+            "limit of 1048576 bytes",
+        ),
+    ];
+    for (url, body, http, code, name, needle) in cases {
+        let (status, _, answer) = post(&url, body).await;
+        assert_eq!(status, http, "{url}: {}", String::from_utf8_lossy(&answer));
+        let (got_code, got_name, message) = google_error_of(&answer);
+        assert_eq!((got_code, got_name.as_str()), (code, name), "{url}");
+        assert!(
+            message.contains(needle),
+            "{url}: {needle:?} not in {message:?}"
+        );
+    }
+    // TF Serving and KServe keep {"error": "..."}.
+    for url in [
+        format!("{base}/v1/models/ident:predict"),
+        format!("{base}/v2/models/ident/infer"),
+    ] {
+        let (status, _, answer) = post(&url, b"{\"instances\": [".to_vec()).await;
+        assert_eq!(status, 400);
+        assert!(!error_of(&answer).is_empty());
+    }
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_lists_are_read_the_way_the_models_input_takes_them() {
+    // conv_r2 takes [?, ?, 3] per instance: the channel axis tells the two readings apart.
+    let node = Node::start(model("conv_r2.onnx"), config(16))
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/v1/projects/p/locations/us-central1/endpoints/7:predict",
+        node.http_addr().unwrap()
+    );
+    let local = model("conv_r2.onnx");
+    let tiles = [tile(1, 4, 5, 3), tile(2, 4, 5, 3)];
+    let expected: Vec<Instance> = tiles
+        .iter()
+        .map(|t| {
+            local
+                .run(&[Instance::new().with("input", t.clone())])
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    // [row][col][channel], as Vertex's TensorFlow containers take numpy's tolist(): answered
+    // as TF Serving rows, in the same layout.
+    let (status, _, answer) = post(&url, bare_lists(&tiles)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let rows = tf_serving::decode_response(&answer, &out_spec()).unwrap();
+    for (got, want) in rows.iter().zip(&expected) {
+        assert!(got.bit_eq(want), "[row][col][channel]: {got:?}");
+    }
+    // Channel-first, as Earth Engine's ND_ARRAYS sends it: answered channel-first.
+    let named: Vec<Instance> = tiles
+        .iter()
+        .map(|t| Instance::new().with("input", t.clone()))
+        .collect();
+    let mut body = Vec::new();
+    nd_arrays::encode_request(&named, &mut body).unwrap();
+    let (status, _, answer) = post(&url, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let rows = nd_arrays::decode_response(&answer, &out_spec()[0]).unwrap();
+    for (got, want) in rows.iter().zip(&expected) {
+        assert!(got.bit_eq(want), "channel-first: {got:?}");
+    }
+    // 3 x 4 x 3 fits [?, ?, 3] both ways: a 400 naming both readings.
+    let (status, _, answer) = post(&url, bare_lists(&[tile(0, 3, 4, 3)])).await;
+    assert_eq!(status, 400);
+    let (_, _, message) = google_error_of(&answer);
+    assert!(
+        message.contains("ambiguous")
+            && message.contains("[row][col][channel] (shape [3, 4, 3])")
+            && message.contains("channel-first [channel][row][col] (ND_ARRAYS) (shape [4, 3, 3])"),
+        "{message}"
+    );
+    // Neither way: named as such.
+    let (status, _, answer) = post(&url, bare_lists(&[tile(0, 4, 5, 2)])).await;
+    assert_eq!(status, 400);
+    let (_, _, message) = google_error_of(&answer);
+    assert!(message.contains("neither"), "{message}");
+    // Instances in different layouts in one request are refused.
+    let (status, _, answer) = post(&url, bare_lists(&[tile(0, 4, 5, 3), tile(0, 3, 4, 5)])).await;
+    assert_eq!(status, 400);
+    let (_, _, message) = google_error_of(&answer);
+    assert!(message.contains("one layout"), "{message}");
+    let stats = node.shutdown().await.unwrap();
+    assert_eq!((stats.answered, stats.bad), (2, 3), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vertex_raw_predict_takes_the_body_as_is_or_in_an_http_body() {
+    let node = Node::start(model("conv_r2.onnx"), config(16))
+        .await
+        .unwrap();
+    let base = format!(
+        "http://{}/v1/projects/p/locations/us-central1/endpoints/7",
+        node.http_addr().unwrap()
+    );
+    let mut body = Vec::new();
+    serialized_tf_tensors::encode_request(
+        &[Instance::new().with("input", tile(3, 6, 5, 3))],
+        &mut body,
+    )
+    .unwrap();
+    let (status, _, predicted) = post(&format!("{base}:predict"), body.clone()).await;
+    assert_eq!(status, 200);
+    // The body as it is (curl, ee-predict-client): answered as :predict.
+    let (status, _, answer) = post(&format!("{base}:rawPredict"), body.clone()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(answer, predicted);
+    // As Google's REST client sends it: the request message's JSON, answered as an
+    // HttpBody's JSON.
+    let mut data = Vec::new();
+    ee_tensor_proto::encode_standard_into(&body, &mut data);
+    let wrapped = serde_json::json!({"httpBody": {
+        "contentType": "application/json",
+        "data": String::from_utf8(data).unwrap(),
+    }});
+    let (status, _, answer) = post(
+        &format!("{base}:rawPredict"),
+        serde_json::to_vec(&wrapped).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let v: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(v["contentType"], "application/json");
+    let data = v["data"].as_str().unwrap();
+    let inner = ee_tensor_proto::decode_base64(data.as_bytes(), &|| "data".into()).unwrap();
+    assert_eq!(inner, predicted);
+    // A body of another type is named.
+    let other = serde_json::json!({"httpBody": {"contentType": "image/png", "data": "AAAA"}});
+    let (status, _, answer) = post(
+        &format!("{base}:rawPredict"),
+        serde_json::to_vec(&other).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, name, message) = google_error_of(&answer);
+    assert_eq!(name, "INVALID_ARGUMENT");
+    assert!(message.contains("\"image/png\""), "{message}");
+    // AI Platform has no :rawPredict.
+    let (status, _, _) = post(
+        &format!(
+            "http://{}/v1/projects/p/models/ident:rawPredict",
+            node.http_addr().unwrap()
+        ),
+        body,
+    )
+    .await;
+    assert_eq!(status, 404);
+    node.shutdown().await.unwrap();
+}
+
+/// Starts a raw gRPC call to `path` whose body announces a 1000-byte message and then never
+/// comes: the call's answer, as far as the server gives one.
+fn stalled_grpc_call(
+    channel: &tonic::transport::Channel,
+    path: &str,
+) -> tokio::task::JoinHandle<
+    Result<tonic::codegen::http::Response<tonic::body::Body>, tonic::transport::Error>,
+> {
+    use tonic::codegen::tokio_stream::{self, StreamExt};
+    use tonic::codegen::Service;
+    let frame = bytes::Bytes::from_static(&[0, 0, 0, 0x03, 0xe8]);
+    let stream = tokio_stream::iter([Ok::<_, std::convert::Infallible>(frame)])
+        .chain(tokio_stream::pending());
+    let body = tonic::body::Body::new(axum::body::Body::from_stream(stream));
+    let request = tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .unwrap();
+    let mut channel = channel.clone();
+    tokio::spawn(async move {
+        std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+        channel.call(request).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_are_admitted_before_their_body_is_read() {
+    let node = Node::start(model("identity.onnx"), config(1))
+        .await
+        .unwrap();
+    let addr = node.http_addr().unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", node.grpc_addr().unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut body = Vec::new();
+    serialized_tf_tensors::encode_request(
+        &[Instance::new().with("input", tile(0, 2, 2, 1))],
+        &mut body,
+    )
+    .unwrap();
+    let path = "/v1/projects/p/models/ident:predict";
+
+    // A full node refuses a call at its headers: the answer comes while the body never does.
+    let mut held = stalled_request(addr, path, &body).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for method in [
+        "/tensorflow.serving.PredictionService/Predict",
+        "/inference.GRPCInferenceService/ModelInfer",
+    ] {
+        let answer =
+            tokio::time::timeout(Duration::from_secs(5), stalled_grpc_call(&channel, method))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{method}: no answer while the body is pending: admitted after decoding")
+                })
+                .unwrap()
+                .unwrap();
+        let headers = answer.headers();
+        assert_eq!(
+            headers.get("grpc-status").unwrap(),
+            "8",
+            "{method}: {headers:?}"
+        );
+        assert_eq!(headers.get("retry-after").unwrap(), "1", "{method}");
+    }
+    held.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut reply = Vec::new();
+    held.read_to_end(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+
+    // A call whose body is still on its way holds the slot already.
+    let stalled = stalled_grpc_call(&channel, "/tensorflow.serving.PredictionService/Predict");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, answer) = post(&format!("http://{addr}{path}"), body.clone()).await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&answer));
+    stalled.abort();
+    drop(channel);
+    // Once the stalled call is gone its slot is free again.
+    let mut freed = false;
+    for _ in 0..50 {
+        let (status, _, _) = post(&format!("http://{addr}{path}"), body.clone()).await;
+        if status == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the abandoned call kept its admission slot");
+    node.shutdown().await.unwrap();
 }

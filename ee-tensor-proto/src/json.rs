@@ -12,7 +12,7 @@ use half::f16;
 use ndarray::ArrayViewD;
 
 use crate::b64;
-use crate::{DataType, Error, Result, Tensor};
+use crate::{DataType, Error, PayloadFormat, Result, Tensor};
 
 /// Deepest nesting accepted; deeper input is refused rather than recursed into.
 const MAX_DEPTH: usize = 64;
@@ -751,6 +751,62 @@ pub(crate) fn write_flat(t: &Tensor, out: &mut Vec<u8>, style: Style) -> Result<
     })
 }
 
+/// Tells which payload format a hosted `:predict` body (`{"instances": [...]}`, the AI
+/// Platform / Vertex route) carries, from its first instance alone, without reading the rest:
+///
+/// | first instance | format |
+/// |---|---|
+/// | a string, or an object whose first value is a string | `SERIALIZED_TF_TENSORS` |
+/// | an object whose first value is a list of strings | `RAW_JSON` |
+/// | a bare list | `ND_ARRAYS` (bare nested lists; which axis is the channel is the reader's call) |
+/// | an object of numbers, lists of numbers or `{"b64"}`, or a bare number | TF Serving rows ([`PayloadFormat::TfServingJson`]) |
+///
+/// Keys before `"instances"` (`"parameters"`) are skipped. A body with no `"instances"`, an
+/// empty list or an empty first object is an error naming which.
+pub fn sniff_instances(body: &[u8]) -> Result<PayloadFormat> {
+    const WHAT: &str = "AI Platform / Vertex";
+    let mut r = Reader::new(body);
+    r.begin_object()?;
+    let mut first = true;
+    loop {
+        match r.next_key(&mut first)? {
+            Some(key) if key == "instances" => break,
+            Some(_) => r.skip_value()?,
+            None => return Err(Error::payload(WHAT, "the body has no \"instances\"")),
+        }
+    }
+    r.begin_array()?;
+    match r.peek()? {
+        b'"' => return Ok(PayloadFormat::SerializedTfTensors),
+        b'[' => return Ok(PayloadFormat::NdArrays),
+        b']' => return Err(Error::payload(WHAT, "\"instances\" is empty")),
+        b'{' => {}
+        _ => return Ok(PayloadFormat::TfServingJson),
+    }
+    r.begin_object()?;
+    let mut first = true;
+    if r.next_key(&mut first)?.is_none() {
+        return Err(Error::payload(
+            WHAT,
+            "the first instance is an empty object",
+        ));
+    }
+    Ok(match r.peek()? {
+        b'"' => PayloadFormat::SerializedTfTensors,
+        b'[' => {
+            while r.peek()? == b'[' {
+                r.pos += 1;
+            }
+            if r.peek()? == b'"' {
+                PayloadFormat::RawJson
+            } else {
+                PayloadFormat::TfServingJson
+            }
+        }
+        _ => PayloadFormat::TfServingJson,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -872,5 +928,44 @@ mod tests {
             .contains("too deep"));
         let mut r = Reader::new(deep.as_bytes());
         assert!(r.skip_value().is_err());
+    }
+
+    #[test]
+    fn the_first_instance_tells_the_hosted_format() {
+        use PayloadFormat::*;
+        let cases: [(&str, PayloadFormat); 8] = [
+            (r#"{"instances": ["CAES"]}"#, SerializedTfTensors),
+            (
+                r#"{"instances": [{"B1": "CAES", "B2": "x"}]}"#,
+                SerializedTfTensors,
+            ),
+            (r#"{"instances":[{"a":[["1.5","2"]]}]}"#, RawJson),
+            (r#"{"instances":[[[[1,2]]]]}"#, NdArrays),
+            (r#"{"instances":[{"a":[[1.5,2]]}]}"#, TfServingJson),
+            (r#"{"instances":[{"a":{"b64":"AAAA"}}]}"#, TfServingJson),
+            (r#"{"instances":[3.5]}"#, TfServingJson),
+            (
+                r#"{"parameters": {"k": [1, "x", {"y": "]"}]}, "instances": [{"a": 1}]}"#,
+                TfServingJson,
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                sniff_instances(body.as_bytes()).unwrap(),
+                expected,
+                "{body}"
+            );
+        }
+        for (bad, needle) in [
+            ("", "end of input"),
+            ("[]", "expected '{'"),
+            (r#"{"inputs": []}"#, "no \"instances\""),
+            (r#"{"instances": []}"#, "is empty"),
+            (r#"{"instances": [{}]}"#, "empty object"),
+            (r#"{"instances": [{"a"#, "unterminated string"),
+        ] {
+            let e = sniff_instances(bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {needle:?} not in {e:?}");
+        }
     }
 }

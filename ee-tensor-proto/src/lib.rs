@@ -46,6 +46,7 @@ pub mod tfrecord;
 pub use b64::{decode_any as decode_base64, encode_standard_into, encode_url_safe_into};
 pub use dtype::{DataType, ALL_DATA_TYPES};
 pub use error::{Error, Result};
+pub use json::sniff_instances;
 pub use payload::{Instance, OutputSpec, PayloadFormat};
 pub use tensor::{Element, Tensor};
 

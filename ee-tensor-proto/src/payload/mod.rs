@@ -21,6 +21,12 @@ use crate::{DataType, Error, Result, Tensor};
 /// no output was declared.
 pub const DEFAULT_OUTPUT_NAME: &str = "output";
 
+/// Name of the single string input of a `GRPC_TF_EXAMPLES` `PredictRequest`: the tensor of
+/// serialized tf.train.Examples (one per instance, one feature per model input) that Earth
+/// Engine's client sends and a TF Serving model exported with a parsing signature takes.
+/// Clients send it under this name, servers look for it.
+pub const EXAMPLES_INPUT: &str = "input";
+
 /// One row of a batch: named tensors, in order, without the batch dimension.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Instance {
