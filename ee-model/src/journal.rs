@@ -5,6 +5,10 @@
 //! identical pixels; a record torn by a kill is detected by its CRC and dropped (that tile is
 //! predicted again); a journal of other arguments is refused.
 //!
+//! The file: a header record (the magic line and the job's [`fingerprint`]), then, before the
+//! first tile, a layout record (how many planes each output band has: an array band of three
+//! planes beside a scalar band replays as 3 + 1, not 2 + 2), then one record per tile.
+//!
 //! Each answer is handed to the kernel as soon as it is appended, so a killed process loses
 //! nothing; the file is synced to disk at most once per [`SYNC_INTERVAL`] (an fsync per tile
 //! cost more than encoding the tile), so a power cut loses at most that much work.
@@ -22,7 +26,10 @@ use ndarray::{Array2, Array3};
 
 use crate::{Error, Result};
 
-const MAGIC: &[u8] = b"ee-model journal v2\n";
+const MAGIC: &[u8] = b"ee-model journal v3\n";
+
+/// The layout record's tag, followed by the band count and each band's planes (u32 LE).
+const LAYOUT: &[u8] = b"layout\n";
 
 /// The journal file beside an output.
 pub fn journal_path(output: &Path) -> PathBuf {
@@ -46,11 +53,77 @@ pub fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     format!("{h:016x}")
 }
 
+/// The fingerprint of a job: its spec, the options that change its pixels, its region, and
+/// each input's path, size and modification time. A journal of another fingerprint is never
+/// replayed.
+pub(crate) fn job_fingerprint(
+    spec: &crate::ModelSpec,
+    options: &crate::PredictOptions,
+    region: ee_tiling::Window,
+    inputs: &[PathBuf],
+) -> Result<String> {
+    let mut parts: Vec<Vec<u8>> = vec![
+        format!("{spec:?}").into_bytes(),
+        format!(
+            "{:?} {:?} {} {:?}",
+            options.merge, options.resampling, options.fill_value, region
+        )
+        .into_bytes(),
+    ];
+    for p in inputs {
+        let meta = std::fs::metadata(p).map_err(io(p))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        parts.push(format!("{} {} {}", p.display(), meta.len(), mtime).into_bytes());
+    }
+    Ok(fingerprint(parts.iter().map(Vec::as_slice)))
+}
+
 /// An open journal, appending.
 pub struct Journal {
     path: PathBuf,
     writer: TfRecordWriter<File>,
     last_sync: Instant,
+    /// Planes per output band, once written.
+    layout: Option<Vec<usize>>,
+}
+
+/// What [`Journal::resume`] found: the answers, the planes of each output band (`None` when
+/// no tile was journaled), and the journal, ready to append.
+pub struct Resumed<P> {
+    /// The journaled answers, in the order they were written.
+    pub answers: Vec<TileAnswer<P>>,
+    /// Planes per output band.
+    pub layout: Option<Vec<usize>>,
+    /// The journal.
+    pub journal: Journal,
+}
+
+fn layout_record(planes: &[usize]) -> Vec<u8> {
+    let mut out = LAYOUT.to_vec();
+    out.extend_from_slice(&(planes.len() as u32).to_le_bytes());
+    for &p in planes {
+        out.extend_from_slice(&(p as u32).to_le_bytes());
+    }
+    out
+}
+
+fn decode_layout(record: &[u8]) -> Option<Vec<usize>> {
+    let rest = record.strip_prefix(LAYOUT)?;
+    let word = |i: usize| {
+        rest.get(i * 4..i * 4 + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u32::from_le_bytes(b) as usize)
+    };
+    let n = word(0)?;
+    if rest.len() != 4 + n.checked_mul(4)? || n == 0 {
+        return None;
+    }
+    (1..=n).map(word).collect()
 }
 
 /// How long appended answers may wait in the page cache before the journal is synced.
@@ -236,18 +309,16 @@ impl Journal {
             path: path.to_path_buf(),
             writer,
             last_sync: Instant::now(),
+            layout: None,
         };
         j.sync()?;
         Ok(j)
     }
 
     /// Opens an existing journal for the job with `fingerprint`: returns the answers it holds
-    /// (a torn tail is dropped and cut off) and the journal, ready to append.
-    pub fn resume<P: Pixel>(
-        path: &Path,
-        fingerprint: &str,
-        grid: &TileGrid,
-    ) -> Result<(Vec<TileAnswer<P>>, Self)> {
+    /// (a torn tail is dropped and cut off), the bands' layout and the journal, ready to
+    /// append.
+    pub fn resume<P: Pixel>(path: &Path, fingerprint: &str, grid: &TileGrid) -> Result<Resumed<P>> {
         let file = File::open(path).map_err(io(path))?;
         let mut reader = TfRecordReader::new(BufReader::new(file));
         let mut record = Vec::new();
@@ -266,13 +337,25 @@ impl Journal {
                 path.display()
             )));
         }
-        let mut good = (MAGIC.len() + fingerprint.len() + 16) as u64;
+        let mut good =
+            ee_tensor_proto::tfrecord::framed_len((MAGIC.len() + fingerprint.len()) as u64);
         let mut answers = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut layout = None;
+        if let Ok(true) = reader.read_record(&mut record) {
+            layout = decode_layout(&record);
+            if layout.is_none() {
+                return Err(Error::Resume(format!(
+                    "{}: the record after the header is not the output bands' layout; remove the journal or run without --resume",
+                    path.display()
+                )));
+            }
+            good += ee_tensor_proto::tfrecord::framed_len(record.len() as u64);
+        }
         while let Ok(true) = reader.read_record(&mut record) {
             match decode(&record, grid) {
                 Some(a) if seen.insert(a.tile.number) => {
-                    good += record.len() as u64 + 16;
+                    good += ee_tensor_proto::tfrecord::framed_len(record.len() as u64);
                     answers.push(a);
                 }
                 _ => break,
@@ -286,19 +369,38 @@ impl Journal {
         file.set_len(good).map_err(io(path))?;
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
         let writer = TfRecordWriter::new(file, Compression::None);
-        Ok((
+        Ok(Resumed {
             answers,
-            Journal {
+            journal: Journal {
                 path: path.to_path_buf(),
                 writer,
                 last_sync: Instant::now(),
+                layout: layout.clone(),
             },
-        ))
+            layout,
+        })
     }
 
-    /// Appends one tile's answer: written through to the kernel at once (a kill loses
-    /// nothing), synced to disk when [`SYNC_INTERVAL`] has passed since the last sync.
-    pub fn append<P: Pixel>(&mut self, answer: &TileAnswer<P>) -> Result<()> {
+    /// Appends one tile's answer, whose bands have `planes` planes each (the first append
+    /// writes that layout; later ones must agree): written through to the kernel at once (a
+    /// kill loses nothing), synced to disk when [`SYNC_INTERVAL`] has passed since the last
+    /// sync.
+    pub fn append<P: Pixel>(&mut self, answer: &TileAnswer<P>, planes: &[usize]) -> Result<()> {
+        match &self.layout {
+            Some(known) if known != planes => {
+                return Err(Error::Answer(format!(
+                    "tile {} answered {planes:?} planes per band, the journaled tiles {known:?}",
+                    answer.tile.index
+                )))
+            }
+            Some(_) => {}
+            None => {
+                self.writer
+                    .write_record(&layout_record(planes))
+                    .map_err(io(&self.path))?;
+                self.layout = Some(planes.to_vec());
+            }
+        }
         let [a, b, c] = record(answer);
         self.writer
             .write_record_parts(&[&a, &b, &c])
@@ -435,7 +537,7 @@ mod tests {
         let path = dir.join("out.tif.journal");
         let mut j = Journal::create(&path, "abc").unwrap();
         for n in 0..3 {
-            j.append(&answer(n)).unwrap();
+            j.append(&answer(n), &[2]).unwrap();
         }
         drop(j);
         // Tear the last record in half, as a kill mid-write would.
@@ -446,13 +548,21 @@ mod tests {
             .unwrap()
             .set_len(len - 100)
             .unwrap();
-        let (answers, mut j) = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
+        let Resumed {
+            answers,
+            layout,
+            journal: mut j,
+        } = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
+        assert_eq!(layout, Some(vec![2]));
         assert_eq!(answers.len(), 2);
         assert_eq!(answers[1].values, answer(1).values);
         assert_eq!(answers[0].values, answer(0).values);
-        j.append(&answer(2)).unwrap();
+        j.append(&answer(2), &[2]).unwrap();
+        assert!(j.append(&answer(3), &[1, 1]).is_err(), "another layout");
         drop(j);
-        let (answers, _) = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
+        let answers = Journal::resume::<f64>(&path, "abc", &grid())
+            .unwrap()
+            .answers;
         assert_eq!(
             answers.iter().map(|a| a.tile.number).collect::<Vec<_>>(),
             vec![0, 1, 2]
@@ -462,5 +572,35 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("other arguments"), "{err}");
+    }
+
+    #[test]
+    fn the_layout_of_mixed_bands_is_kept() {
+        let dir = std::env::temp_dir().join(format!("ee-journal-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.tif.journal");
+        // A three-plane array band beside a scalar band: 4 planes, not 2 + 2.
+        let mut j = Journal::create(&path, "abc").unwrap();
+        let mut a = answer(2);
+        a.values = Array3::from_shape_fn((4, 4, 4), |(r, c, p)| (r * 16 + c * 4 + p) as f64);
+        j.append(&a, &[3, 1]).unwrap();
+        drop(j);
+        let r = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
+        assert_eq!(r.layout, Some(vec![3, 1]));
+        assert_eq!(r.answers[0].values, a.values);
+        // An empty journal has no layout yet.
+        drop(Journal::create(&path, "abc").unwrap());
+        let r = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
+        assert_eq!((r.layout, r.answers.len()), (None, 0));
+        // A v2 journal (tiles straight after the header) is refused, not misread.
+        let mut w = TfRecordWriter::new(File::create(&path).unwrap(), Compression::None);
+        w.write_record(&[MAGIC, b"abc"].concat()).unwrap();
+        w.write_record(&record(&a).concat()).unwrap();
+        drop(w);
+        let err = Journal::resume::<f64>(&path, "abc", &grid())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("layout"), "{err}");
     }
 }

@@ -1,0 +1,140 @@
+//! Answers and cropping: a model's answer for one tile checked against the declared output
+//! bands, cropped (or kept whole, for blending) and laid out as the tile's planes.
+
+use ee_raster_io::OutputBand;
+use ee_tensor_proto::{Instance, Tensor};
+use ee_tiling::{crop_answer, BandDims, MergeMode, Pixel, Tile, TileAnswer, TileGrid};
+use ndarray::Array3;
+
+use super::inputs::TileWork;
+use crate::spec::OutputBandSpec;
+use crate::{Error, Result};
+
+/// Crops one answer tensor for a band, whatever its element type, into `P`.
+fn crop_tensor<P: Pixel>(
+    t: &Tensor,
+    grid: &TileGrid,
+    tile: &Tile,
+    band: &OutputBandSpec,
+    keep: bool,
+) -> Result<ee_tiling::Cropped<P>> {
+    macro_rules! go {
+        ($a:expr) => {
+            crop_answer($a.view(), grid, tile, &band.name, band.dims, keep)?
+        };
+    }
+    Ok(match t {
+        Tensor::F32(a) => go!(a),
+        Tensor::F64(a) => go!(a),
+        Tensor::F16(a) => go!(a),
+        Tensor::I8(a) => go!(a),
+        Tensor::I16(a) => go!(a),
+        Tensor::I32(a) => go!(a),
+        Tensor::I64(a) => go!(a),
+        Tensor::U8(a) => go!(a),
+        Tensor::U16(a) => go!(a),
+        Tensor::U32(a) => go!(a),
+        Tensor::U64(a) => go!(a),
+        Tensor::Bool(a) => go!(a),
+        Tensor::String(_) => {
+            return Err(Error::Answer(format!(
+                "tile {}: output band {:?} came back as strings",
+                tile.index, band.name
+            )))
+        }
+    })
+}
+
+/// Turns a model answer for one tile into a `TileAnswer` (bands' planes concatenated) and the
+/// plane count of each band.
+pub(crate) fn to_answer<P: Pixel>(
+    mut answer: Instance,
+    work: &TileWork,
+    grid: &TileGrid,
+    bands: &[OutputBandSpec],
+    merge: MergeMode,
+) -> Result<(TileAnswer<P>, Vec<usize>)> {
+    let keep = merge == MergeMode::Blend;
+    let mut parts = Vec::with_capacity(bands.len());
+    // A single unnamed (or differently named) output maps to the single declared band.
+    if answer.len() == 1 && bands.len() == 1 && answer.get(&bands[0].name).is_none() {
+        let (_, t) = answer.into_entries().pop().expect("one entry");
+        answer = Instance::new().with(bands[0].name.clone(), t);
+    }
+    for band in bands {
+        let t = match answer.take(&band.name) {
+            Some(t) => t,
+            None => {
+                return Err(Error::Answer(format!(
+                    "tile {}: the model's answer has no output {:?} (it has: {})",
+                    work.tile.index,
+                    band.name,
+                    answer.names().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        parts.push(crop_tensor(&t, grid, &work.tile, band, keep)?);
+    }
+    let margins = parts[0].margins;
+    let planes: Vec<usize> = parts.iter().map(|p| p.values.dim().2).collect();
+    let (rows, cols, _) = parts[0].values.dim();
+    if let Some(p) = parts
+        .iter()
+        .find(|p| p.values.dim().0 != rows || p.values.dim().1 != cols)
+    {
+        return Err(Error::Answer(format!(
+            "tile {}: output bands differ in size: {:?} and {:?}",
+            work.tile.index,
+            parts[0].values.dim(),
+            p.values.dim()
+        )));
+    }
+    // Bands' planes side by side, in standard layout (one band: its values as they are).
+    let values = if parts.len() == 1 {
+        parts.pop().expect("one part").values
+    } else {
+        let total: usize = planes.iter().sum();
+        let mut out = Vec::with_capacity(rows * cols * total);
+        let slices: Vec<std::borrow::Cow<'_, [P]>> = parts
+            .iter()
+            .map(|p| match p.values.as_slice() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(p.values.iter().copied().collect()),
+            })
+            .collect();
+        for px in 0..rows * cols {
+            for (s, &n) in slices.iter().zip(&planes) {
+                out.extend_from_slice(&s[px * n..(px + 1) * n]);
+            }
+        }
+        Array3::from_shape_vec((rows, cols, total), out)
+            .map_err(|e| Error::Worker(format!("pipeline: {e}")))?
+    };
+    Ok((
+        TileAnswer {
+            tile: work.tile,
+            values,
+            margins,
+            valid: work.valid.clone(),
+        },
+        planes,
+    ))
+}
+
+/// The output band names: `name` for scalar bands, `name_0`, `name_1`... for array bands.
+pub(crate) fn band_names(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<OutputBand> {
+    bands
+        .iter()
+        .zip(planes)
+        .flat_map(|(b, &n)| {
+            (0..n).map(move |k| OutputBand {
+                name: if b.dims == BandDims::Scalar && n == 1 {
+                    b.name.clone()
+                } else {
+                    format!("{}_{k}", b.name)
+                },
+                dtype: b.dtype,
+            })
+        })
+        .collect()
+}
