@@ -505,6 +505,10 @@ fn killed_and_resumed_runs_give_identical_files() {
             );
         }
         assert!(
+            std::fs::read(&output).unwrap() == std::fs::read(&reference).unwrap(),
+            "run killed at {fraction} of its time: the resumed file's bytes differ from the reference's"
+        );
+        assert!(
             !ee_model::journal::journal_path(&output).exists(),
             "the journal is removed when the job completes"
         );
@@ -514,8 +518,10 @@ fn killed_and_resumed_runs_give_identical_files() {
         "no run was killed after finishing a tile: the job is too fast for this test"
     );
 
-    // A journal from other arguments is refused.
+    // A journal from other arguments is refused. The journal is made certain: the first run
+    // predicts every tile, then cannot put its output into place (a directory is in the way).
     let output = scratch("resume_out_other.tif");
+    std::fs::create_dir_all(output.join("in the way")).unwrap();
     let args = [
         "predict".as_ref(),
         "--spec".as_ref(),
@@ -525,24 +531,35 @@ fn killed_and_resumed_runs_give_identical_files() {
         "--output".as_ref(),
         output.as_os_str(),
     ];
-    let mut child = cli(&args).spawn().unwrap();
-    std::thread::sleep(full.mul_f64(0.5));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    if ee_model::journal::journal_path(&output).exists() {
-        let run = cli(&[
-            &args[..],
-            &["--resume".as_ref(), "--merge".as_ref(), "blend".as_ref()],
-        ]
-        .concat())
+    let run = cli(&args).output().unwrap();
+    assert!(!run.status.success(), "the output could not be put into place");
+    std::fs::remove_dir_all(&output).unwrap();
+    assert!(
+        ee_model::journal::journal_path(&output).exists(),
+        "a failed job keeps its journal: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run = cli(&[
+        &args[..],
+        &["--resume".as_ref(), "--merge".as_ref(), "blend".as_ref()],
+    ]
+    .concat())
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("other arguments"),
+        "{err}"
+    );
+    // With the same arguments it resumes: every tile from the journal, the same bytes.
+    let run = cli(&[&args[..], &["--resume".as_ref()]].concat())
         .output()
         .unwrap();
-        let err = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            !run.status.success() && err.contains("other arguments"),
-            "{err}"
-        );
-    }
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        std::fs::read(&output).unwrap() == std::fs::read(&reference).unwrap(),
+        "a job resumed from a journal of every tile gives the reference's bytes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
