@@ -8,15 +8,10 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use ee_raster_io::partial_path;
-use ee_tensor_proto::tfrecord::{Compression, TfRecordWriter};
+use ee_tensor_proto::tfrecord::{framed_len, Compression, TfRecordWriter};
 
 use crate::error::io_err;
 use crate::Result;
-
-/// Bytes a record takes in a TFRecord stream: 8 length + 4 CRC + data + 4 CRC.
-pub(crate) fn framed_len(data: usize) -> u64 {
-    16 + data as u64
-}
 
 /// The name of shard `index` of `prefix`: `PREFIX-00000.tfrecord[.gz]`.
 pub fn shard_path(prefix: &Path, index: usize, compression: Compression) -> PathBuf {
@@ -95,7 +90,7 @@ impl RecordFiles {
 
     /// Appends one record, starting a new shard when this one would grow past the limit.
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<()> {
-        let len = framed_len(data.len());
+        let len = framed_len(data.len() as u64);
         let full = match (&self.current, self.max_bytes) {
             (Some((_, _, used)), Some(max)) => *used > 0 && used + len > max,
             _ => false,

@@ -12,6 +12,18 @@ use crate::{Error, Result};
 
 const MASK_DELTA: u32 = 0xa282_ead8;
 
+/// Bytes before a record's data: its `u64le` length and the `u32le` masked CRC of that.
+pub const HEADER_LEN: u64 = 8 + 4;
+
+/// Bytes after a record's data: the `u32le` masked CRC of the data.
+pub const FOOTER_LEN: u64 = 4;
+
+/// Bytes a record of `data_len` bytes takes in a plain (uncompressed) record stream:
+/// [`HEADER_LEN`] + `data_len` + [`FOOTER_LEN`].
+pub const fn framed_len(data_len: u64) -> u64 {
+    HEADER_LEN + data_len + FOOTER_LEN
+}
+
 /// TensorFlow's masked CRC-32C of `data`.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     mask(crc32c::crc32c(data))
@@ -63,7 +75,7 @@ impl<W: Write> TfRecordWriter<W> {
     pub fn write_record_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let len = (total as u64).to_le_bytes();
-        let mut head = [0u8; 12];
+        let mut head = [0u8; HEADER_LEN as usize];
         head[..8].copy_from_slice(&len);
         head[8..].copy_from_slice(&masked_crc32c(&len).to_le_bytes());
         let crc = parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p));
@@ -166,7 +178,7 @@ impl<R: Read> TfRecordReader<R> {
     /// Reads the next record into `data` (cleared first). `Ok(false)` at a clean end of stream.
     pub fn read_record(&mut self, data: &mut Vec<u8>) -> Result<bool> {
         data.clear();
-        let mut head = [0u8; 12];
+        let mut head = [0u8; HEADER_LEN as usize];
         if !self.fill(&mut head[..8], true, "length")? {
             return Ok(false);
         }
@@ -191,7 +203,7 @@ impl<R: Read> TfRecordReader<R> {
             return Err(self.fail("data CRC mismatch (corrupt record)"));
         }
         self.record += 1;
-        self.offset += 16 + len;
+        self.offset += framed_len(len);
         Ok(true)
     }
 
@@ -285,6 +297,16 @@ mod tests {
             split.write_record_parts(&parts).unwrap();
             assert_eq!(split.finish().unwrap(), whole.finish().unwrap(), "{cuts:?}");
         }
+    }
+
+    #[test]
+    fn framed_len_is_what_a_record_takes() {
+        for len in [0usize, 1, 5, 4096, 70_000] {
+            let bytes = file(&[&vec![3u8; len]], Compression::None);
+            assert_eq!(bytes.len() as u64, framed_len(len as u64), "{len}");
+        }
+        let two = file(&[b"ab", b"cde"], Compression::None);
+        assert_eq!(two.len() as u64, framed_len(2) + framed_len(3));
     }
 
     #[test]
