@@ -284,10 +284,7 @@ mod tests {
         assert_eq!(u8::from_f64_checked(-0.6), (0, true));
         assert_eq!(u8::from_f64_checked(f64::NAN), (0, true));
         assert_eq!(i64::from_f64_checked(9.3e18), (i64::MAX, true));
-        assert_eq!(
-            i64::from_f64_checked(-9.223372036854775808e18),
-            (i64::MIN, false)
-        );
+        assert_eq!(i64::from_f64_checked(i64::MIN as f64), (i64::MIN, false));
         assert_eq!(
             u64::from_f64_checked(1.8446744073709552e19),
             (u64::MAX, true)
