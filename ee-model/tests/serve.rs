@@ -178,6 +178,23 @@ fn python_clients_get_correct_answers_from_ee_model_serve() {
     ] {
         assert!(stdout.contains(check), "missing {check:?} in:\n{stdout}");
     }
+    // Google's own google-cloud-aiplatform client on the Vertex route.
+    if stdout.contains("google-aiplatform missing") {
+        assert!(
+            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
+            "EE_REQUIRE_INTEROP is set but the interop Python lacks google-cloud-aiplatform:\n{stdout}"
+        );
+        eprintln!("skipping the google-cloud-aiplatform checks: not installed");
+        return;
+    }
+    for check in [
+        "google-aiplatform-predict ok",
+        "google-aiplatform-serialized ok",
+        "google-aiplatform-raw-predict ok",
+        "google-aiplatform-errors ok",
+    ] {
+        assert!(stdout.contains(check), "missing {check:?} in:\n{stdout}");
+    }
 }
 
 #[cfg(unix)]

@@ -11,9 +11,15 @@ ONNX reference evaluator's output for the same model, printing "<check> ok":
 - kserve-v2-json: requests, Open Inference Protocol v2 JSON
 - metadata: TF Serving and KServe metadata name the input, dtype and shape
 - bad-input: malformed JSON is a 400 with {"error"}, wrong channels an INVALID_ARGUMENT
+- google-aiplatform-*: Google's own google-cloud-aiplatform PredictionServiceClient (REST
+  transport) on the Vertex route: bare [row][col][channel] lists and SERIALIZED_TF_TENSORS
+  through predict, the same JSON through raw_predict, and bad requests raised as
+  google.api_core.exceptions.BadRequest carrying the node's message. Prints
+  "google-aiplatform missing" when the package is not installed.
 """
 
 import base64
+import json
 import sys
 
 import grpc
@@ -118,3 +124,64 @@ except grpc.RpcError as e:
     assert "[?, ?, 3]" in e.details(), e.details()
 resp = stub.Predict(grpc_request(x), timeout=60)
 close(tf.make_ndarray(resp.outputs["output"]), "bad-input")
+
+# Google's own client: google-cloud-aiplatform's generated PredictionServiceClient, REST
+# transport, pointed at the node (it appends ?$alt=json;enum-encoding=int to the URL).
+try:
+    from google.api import httpbody_pb2
+    from google.api_core import exceptions as google_exceptions
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
+    from google.protobuf import json_format, struct_pb2
+except ImportError as e:
+    print(f"google-aiplatform missing: {e}", flush=True)
+    sys.exit(0)
+
+client = aiplatform_v1.PredictionServiceClient(
+    client_options=ClientOptions(api_endpoint=f"http://{HTTP}"),
+    credentials=AnonymousCredentials(),
+    transport="rest",
+)
+endpoint = "projects/p/locations/us-central1/endpoints/123"
+
+
+def values(items):
+    return [json_format.ParseDict(item, struct_pb2.Value()) for item in items]
+
+
+def predictions(response):
+    return json.loads(type(response).to_json(response))["predictions"]
+
+
+# Bare [row][col][channel] lists, as numpy's tolist() of an image gives them.
+r = client.predict(endpoint=endpoint, instances=values([t.tolist() for t in x]))
+close(np.array(predictions(r), np.float32), "google-aiplatform-predict")
+
+# Earth Engine's SERIALIZED_TF_TENSORS through the same client.
+r = client.predict(endpoint=endpoint, instances=values([{"input": b64(t)} for t in x]))
+close(np.stack([unb64(p) for p in predictions(r)]), "google-aiplatform-serialized")
+
+# raw_predict: the same JSON, which the client sends wrapped as {"httpBody": {...}}.
+raw = json.dumps({"instances": [t.tolist() for t in x]}).encode()
+r = client.raw_predict(
+    endpoint=endpoint,
+    http_body=httpbody_pb2.HttpBody(content_type="application/json", data=raw),
+)
+close(np.array(json.loads(r.data)["predictions"], np.float32), "google-aiplatform-raw-predict")
+
+# Bad requests are Google's BadRequest with the node's message, through both calls.
+try:
+    client.predict(endpoint=endpoint, instances=values([t[..., :2].tolist() for t in x]))
+    raise AssertionError("two channels for a three-channel model were accepted")
+except google_exceptions.BadRequest as e:
+    assert e.code == 400 and "neither" in e.message and "[?, ?, 3]" in e.message, repr(e)
+try:
+    client.raw_predict(
+        endpoint=endpoint,
+        http_body=httpbody_pb2.HttpBody(content_type="application/json", data=b'{"instances": ['),
+    )
+    raise AssertionError("malformed JSON was accepted")
+except google_exceptions.BadRequest as e:
+    assert e.code == 400 and "malformed JSON" in e.message, repr(e)
+print("google-aiplatform-errors ok", flush=True)

@@ -14,9 +14,10 @@
 //!   `ModelReady`, metadata).
 //!
 //! Concurrent requests' instances are stacked into one model run when the model has a free
-//! batch axis. At most `max_queue` requests are admitted at once; beyond, the node answers
-//! 429 / RESOURCE_EXHAUSTED with `Retry-After`, so a client's backoff has something real to
-//! react to. Bad input is a 400 naming what was wrong. Shutdown finishes what is in flight.
+//! batch axis. At most `max_queue` requests are admitted at once, REST and gRPC together, each
+//! before its body is read or decoded; beyond, the node answers 429 / RESOURCE_EXHAUSTED with
+//! `Retry-After`, so a client's backoff has something real to react to. Bad input is a 400
+//! naming what was wrong. Shutdown finishes what is in flight.
 //!
 //! ```
 //! use ee_runtime::{Layout, LocalModel};
