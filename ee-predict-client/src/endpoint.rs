@@ -3,6 +3,7 @@
 
 use ee_tensor_proto::PayloadFormat;
 
+use crate::metadata::Protocol;
 use crate::{Error, Result};
 
 /// A TF Serving model version: a number or a label.
@@ -115,9 +116,136 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// What a URL is for: REST takes `http` and `https`; gRPC takes `http` and `grpc` (both
+/// plaintext: this client has no TLS for gRPC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UrlKind {
+    Rest,
+    Grpc,
+}
+
+/// Checks a URL at construction, so that a URL that cannot work fails before any request
+/// rather than being retried: a scheme this client speaks, and a host. Returns the URL to use
+/// (`grpc://` becomes `http://`). Errors name the field and the URL without its credentials.
+pub(crate) fn check_url(field: &'static str, url: &str, kind: UrlKind) -> Result<String> {
+    let refuse = |reason: String| Error::Url {
+        field,
+        url: display_url(url),
+        reason,
+    };
+    let example = match kind {
+        UrlKind::Rest => "http:// or https://",
+        UrlKind::Grpc => "http:// (plaintext gRPC)",
+    };
+    let Some((scheme, rest)) = url.trim().split_once("://") else {
+        let shown = display_url(url);
+        let fix = match kind {
+            UrlKind::Rest => format!("http://{shown} or https://{shown}"),
+            UrlKind::Grpc => format!("http://{shown}"),
+        };
+        return Err(refuse(format!(
+            "it has no scheme; write the address as {fix}"
+        )));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let usable = match (kind, scheme.as_str()) {
+        (UrlKind::Rest, "http" | "https") => format!("{scheme}://{rest}"),
+        (UrlKind::Grpc, "http" | "grpc") => format!("http://{rest}"),
+        (UrlKind::Grpc, "https" | "grpcs") => {
+            return Err(refuse(
+                "gRPC over TLS is not built into this client; use http:// for a plaintext gRPC port, or a REST payload format over https://".into(),
+            ))
+        }
+        _ => {
+            return Err(refuse(format!(
+                "scheme {scheme:?} is not one this client speaks; use {example}"
+            )))
+        }
+    };
+    let parsed = reqwest::Url::parse(&usable).map_err(|e| refuse(e.to_string()))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("it names no host".into()));
+    }
+    if kind == UrlKind::Grpc && !matches!(parsed.path(), "" | "/") {
+        return Err(refuse(format!(
+            "a gRPC address is a host and port, without a path ({})",
+            parsed.path()
+        )));
+    }
+    Ok(usable)
+}
+
 impl PredictorConfig {
+    /// The address the user gave (`base_url` if set, else the endpoint's own), with the spec
+    /// field it came from.
+    fn address<'a>(&'a self, own: &'a str) -> (&'static str, &'a str) {
+        match &self.base_url {
+            Some(b) => ("baseUrl", b.as_str()),
+            None => ("url", own),
+        }
+    }
+
+    /// Checks `base_url` when it overrides a hosted endpoint.
+    fn hosted_base(&self, default: String) -> Result<String> {
+        match &self.base_url {
+            Some(b) => check_url("baseUrl", b, UrlKind::Rest),
+            None => Ok(default),
+        }
+    }
+
+    /// Where the server describes the model over REST (the protocol and the URL), for the
+    /// formats that send inputs as the tensors the model takes; otherwise why not.
+    pub(crate) fn metadata_url(&self) -> std::result::Result<(Protocol, String), String> {
+        let f = self.format;
+        match &self.endpoint {
+            Endpoint::AiPlatform { .. } | Endpoint::Vertex { .. } => Err(
+                "AI Platform and Vertex AI endpoints do not describe their models' inputs".into(),
+            ),
+            Endpoint::Url(_) => Err("a plain URL predictor has no metadata route".into()),
+            _ if f.is_grpc() => Err(format!("{f} is sent over gRPC")),
+            Endpoint::TfServing {
+                url,
+                model,
+                version,
+                ..
+            } => {
+                if f != PayloadFormat::TfServingJson {
+                    return Err(format!(
+                        "{f} sends each input as a serialized tensor (a string), not the tensor the model's signature describes"
+                    ));
+                }
+                let (field, base) = self.address(url);
+                let base = check_url(field, base, UrlKind::Rest).map_err(|e| e.to_string())?;
+                let mut path = format!("v1/models/{model}");
+                match version {
+                    Some(ModelVersion::Number(n)) => path.push_str(&format!("/versions/{n}")),
+                    Some(ModelVersion::Label(l)) => path.push_str(&format!("/labels/{l}")),
+                    None => {}
+                }
+                Ok((
+                    Protocol::TfServing,
+                    join(&base, &format!("{path}/metadata")),
+                ))
+            }
+            Endpoint::KServeV2 {
+                url,
+                model,
+                version,
+            } => {
+                let (field, base) = self.address(url);
+                let base = check_url(field, base, UrlKind::Rest).map_err(|e| e.to_string())?;
+                let mut path = format!("v2/models/{model}");
+                if let Some(v) = version {
+                    path.push_str(&format!("/versions/{v}"));
+                }
+                Ok((Protocol::KServeV2, join(&base, &path)))
+            }
+        }
+    }
+
     /// Checks the combination and returns the URL requests go to (REST) or the server
-    /// address (gRPC).
+    /// address (gRPC). A URL without a scheme this client speaks, or without a host, is an
+    /// error naming the field (`url` or `baseUrl`) and the URL without its credentials.
     pub fn url(&self) -> Result<String> {
         let f = self.format;
         let http_formats = [
@@ -142,10 +270,7 @@ impl PredictorConfig {
                 if !http_formats.contains(&f) {
                     return refuse("AI Platform", &http_formats);
                 }
-                let base = self
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{region}-ml.googleapis.com"));
+                let base = self.hosted_base(format!("https://{region}-ml.googleapis.com"))?;
                 let mut path = format!("v1/projects/{project}/models/{model}");
                 if let Some(v) = version {
                     path.push_str(&format!("/versions/{v}"));
@@ -169,10 +294,8 @@ impl PredictorConfig {
                 if !http_formats.contains(&f) {
                     return refuse("Vertex AI over HTTP", &http_formats);
                 }
-                let base = self
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{region}-aiplatform.googleapis.com"));
+                let base =
+                    self.hosted_base(format!("https://{region}-aiplatform.googleapis.com"))?;
                 let verb = if *raw_predict {
                     "rawPredict"
                 } else {
@@ -186,7 +309,7 @@ impl PredictorConfig {
                 version,
                 ..
             } => {
-                let base = self.base_url.as_deref().unwrap_or(url);
+                let (field, base) = self.address(url);
                 let rest = [
                     PayloadFormat::TfServingJson,
                     PayloadFormat::SerializedTfTensors,
@@ -197,25 +320,26 @@ impl PredictorConfig {
                     PayloadFormat::GrpcTfExamples,
                 ];
                 if grpc.contains(&f) {
-                    return Ok(base.to_string());
+                    return check_url(field, base, UrlKind::Grpc);
                 }
                 if !rest.contains(&f) {
                     return refuse("TF Serving", &[rest.as_slice(), grpc.as_slice()].concat());
                 }
+                let base = check_url(field, base, UrlKind::Rest)?;
                 let mut path = format!("v1/models/{model}");
                 match version {
                     Some(ModelVersion::Number(n)) => path.push_str(&format!("/versions/{n}")),
                     Some(ModelVersion::Label(l)) => path.push_str(&format!("/labels/{l}")),
                     None => {}
                 }
-                Ok(join(base, &format!("{path}:predict")))
+                Ok(join(&base, &format!("{path}:predict")))
             }
             Endpoint::KServeV2 {
                 url,
                 model,
                 version,
             } => {
-                let base = self.base_url.as_deref().unwrap_or(url);
+                let (field, base) = self.address(url);
                 let ok = [
                     PayloadFormat::KServeV2Json,
                     PayloadFormat::KServeV2Binary,
@@ -225,13 +349,14 @@ impl PredictorConfig {
                     return refuse("a KServe v2 server", &ok);
                 }
                 if f == PayloadFormat::KServeV2Grpc {
-                    return Ok(base.to_string());
+                    return check_url(field, base, UrlKind::Grpc);
                 }
+                let base = check_url(field, base, UrlKind::Rest)?;
                 let mut path = format!("v2/models/{model}");
                 if let Some(v) = version {
                     path.push_str(&format!("/versions/{v}"));
                 }
-                Ok(join(base, &format!("{path}/infer")))
+                Ok(join(&base, &format!("{path}/infer")))
             }
             Endpoint::Url(url) => {
                 if f.is_grpc() {
@@ -239,7 +364,8 @@ impl PredictorConfig {
                         "a plain URL predictor takes an HTTP payload format, not {f}"
                     )));
                 }
-                Ok(self.base_url.clone().unwrap_or_else(|| url.clone()))
+                let (field, url) = self.address(url);
+                check_url(field, url, UrlKind::Rest)
             }
         }
     }

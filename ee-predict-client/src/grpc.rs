@@ -10,7 +10,9 @@ use ee_tensor_proto::proto::inference::grpc_inference_service_client::GrpcInfere
 use ee_tensor_proto::proto::inference::model_infer_request::{
     InferInputTensor, InferRequestedOutputTensor,
 };
-use ee_tensor_proto::proto::inference::{ModelInferRequest, ModelInferResponse};
+use ee_tensor_proto::proto::inference::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest,
+};
 use ee_tensor_proto::proto::tensorflow::serving::model_spec::VersionChoice;
 use ee_tensor_proto::proto::tensorflow::serving::prediction_service_client::PredictionServiceClient;
 use ee_tensor_proto::proto::tensorflow::serving::{ModelSpec, PredictRequest, PredictResponse};
@@ -22,8 +24,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use crate::auth::Secret;
-use crate::endpoint::{display_url, ModelVersion};
-use crate::transport::{check_count, Body, BoxFuture, Failure, Prepared, Reply, Transport};
+use crate::endpoint::{check_url, display_url, ModelVersion, UrlKind};
+use crate::metadata::{Description, ModelInput, ModelMetadata, Protocol};
+use crate::retry::{grpc_failure, Failure};
+use crate::transport::{check_count, Body, BoxFuture, Prepared, Reply, Transport};
 use crate::{Error, Result};
 
 /// Largest gRPC message either way.
@@ -60,16 +64,18 @@ pub struct GrpcTransport {
     format: PayloadFormat,
     model: GrpcModel,
     outputs: Vec<OutputSpec>,
+    connect_timeout: Duration,
 }
 
 impl GrpcTransport {
-    /// A transport to `address` (`http://host:port`).
+    /// A transport to `address` (`http://host:port`; `grpc://` is taken as `http://`).
     pub fn new(
         address: String,
         format: PayloadFormat,
         model: GrpcModel,
         outputs: Vec<OutputSpec>,
     ) -> Result<Self> {
+        let address = check_url("url", &address, UrlKind::Grpc)?;
         Endpoint::from_shared(address.clone()).map_err(|e| {
             Error::Config(format!(
                 "invalid gRPC address {}: {e}",
@@ -96,16 +102,23 @@ impl GrpcTransport {
             format,
             model,
             outputs,
+            connect_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// Sets how long one attempt may take to connect (default 10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     async fn channel(&self) -> std::result::Result<Channel, Failure> {
         self.channel
             .get_or_try_init(|| async {
                 let endpoint = Endpoint::from_shared(self.address.clone())
-                    .map_err(|e| Failure::fatal("client", e.to_string()))?;
+                    .map_err(|e| Failure::client(e.to_string()))?;
                 Ok(endpoint
-                    .connect_timeout(Duration::from_secs(10))
+                    .connect_timeout(self.connect_timeout)
                     .tcp_nodelay(true)
                     // Tiles are megabytes: HTTP/2's 64 KiB default window would make every
                     // request wait for window updates.
@@ -143,7 +156,7 @@ impl GrpcTransport {
         response: PredictResponse,
         sent: usize,
     ) -> std::result::Result<Vec<Instance>, Failure> {
-        let answer = |m: String| Failure::fatal("answer", m);
+        let answer = Failure::answer;
         let names: Vec<(String, Option<DataType>)> = if self.outputs.is_empty() {
             let mut all: Vec<String> = response.outputs.keys().cloned().collect();
             all.sort();
@@ -211,7 +224,7 @@ impl GrpcTransport {
         response: ModelInferResponse,
         sent: usize,
     ) -> std::result::Result<Vec<Instance>, Failure> {
-        let answer = |m: String| Failure::fatal("answer", m);
+        let answer = Failure::answer;
         let mut batched = Instance::new();
         for (i, out) in response.outputs.iter().enumerate() {
             let dtype: DataType = out.datatype.parse().map_err(|_| {
@@ -311,35 +324,11 @@ fn with_meta<T>(
     r.set_timeout(deadline);
     if let Some(t) = token {
         let v = format!("Bearer {}", t.expose()).parse().map_err(|_| {
-            Failure::fatal(
-                "client",
-                "the bearer token holds characters metadata cannot carry",
-            )
+            Failure::client("the bearer token holds characters metadata cannot carry")
         })?;
         r.metadata_mut().insert("authorization", v);
     }
     Ok(r)
-}
-
-fn status_failure(s: &tonic::Status) -> Failure {
-    let message = s.message().to_string();
-    let name = format!("{:?}", s.code());
-    // Servers under pressure (ee-model serve among them) say when to come back, in seconds.
-    let retry_after = s
-        .metadata()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    match s.code() {
-        Code::ResourceExhausted | Code::Unavailable => {
-            Failure::overload(name, retry_after, message)
-        }
-        Code::DeadlineExceeded => Failure::overload("timeout", None, message),
-        Code::Aborted | Code::Cancelled => Failure::retry(name, message),
-        Code::Internal | Code::Unknown | Code::DataLoss => Failure::bounded(name, message),
-        _ => Failure::fatal(name, message),
-    }
 }
 
 impl Transport for GrpcTransport {
@@ -459,7 +448,7 @@ impl Transport for GrpcTransport {
                         let response = client
                             .predict(with_meta(tonic::Request::new(m.clone()), deadline, token)?)
                             .await
-                            .map_err(|s| status_failure(&s))?
+                            .map_err(|s| grpc_failure(&s))?
                             .into_inner();
                         let received = response.encoded_len();
                         let decode_start = std::time::Instant::now();
@@ -481,7 +470,7 @@ impl Transport for GrpcTransport {
                                 token,
                             )?)
                             .await
-                            .map_err(|s| status_failure(&s))?
+                            .map_err(|s| grpc_failure(&s))?
                             .into_inner();
                         let received = response.encoded_len();
                         let decode_start = std::time::Instant::now();
@@ -492,19 +481,16 @@ impl Transport for GrpcTransport {
                             decode_time: decode_start.elapsed(),
                         })
                     }
-                    Body::Http { .. } => Err(Failure::fatal(
-                        "client",
+                    Body::Http { .. } => Err(Failure::client(
                         "a gRPC transport was handed an HTTP request",
                     )),
                 }
             };
-            match tokio::time::timeout(deadline + Duration::from_millis(50), call).await {
+            match tokio::time::timeout(deadline.saturating_add(Duration::from_millis(50)), call)
+                .await
+            {
                 Ok(result) => result,
-                Err(_) => Err(Failure::overload(
-                    "timeout",
-                    None,
-                    format!("no answer within {deadline:?}"),
-                )),
+                Err(_) => Err(Failure::timeout(deadline)),
             }
         })
     }
@@ -515,30 +501,56 @@ impl Transport for GrpcTransport {
         };
         format!("{} (gRPC, model {model})", display_url(&self.address))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resource_exhausted_carries_the_servers_retry_after() {
-        let mut s = tonic::Status::resource_exhausted("busy");
-        s.metadata_mut().insert("retry-after", "3".parse().unwrap());
-        match status_failure(&s) {
-            Failure::Retry {
-                retry_after,
-                overload,
-                ..
-            } => {
-                assert_eq!(retry_after, Some(Duration::from_secs(3)));
-                assert!(overload);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            status_failure(&tonic::Status::invalid_argument("bad")),
-            Failure::Fatal { .. }
-        ));
+    fn model_metadata<'a>(
+        &'a self,
+        token: Option<&'a Secret>,
+        deadline: Duration,
+    ) -> BoxFuture<'a, std::result::Result<Description, Failure>> {
+        Box::pin(async move {
+            let GrpcModel::KServe { name, version } = &self.model else {
+                return Ok(Description::Unavailable(
+                    "TF Serving's gRPC GetModelMetadata is not built into this client".into(),
+                ));
+            };
+            let channel = self.channel().await?;
+            let mut client = GrpcInferenceServiceClient::new(channel);
+            let request = ModelMetadataRequest {
+                name: name.clone(),
+                version: version.clone().unwrap_or_default(),
+            };
+            let call =
+                client.model_metadata(with_meta(tonic::Request::new(request), deadline, token)?);
+            let response = match tokio::time::timeout(
+                deadline.saturating_add(Duration::from_millis(50)),
+                call,
+            )
+            .await
+            {
+                Err(_) => return Err(Failure::timeout(deadline)),
+                Ok(Err(s)) if matches!(s.code(), Code::NotFound | Code::Unimplemented) => {
+                    return Ok(Description::Unavailable(format!(
+                        "ModelMetadata answered {:?}: {}",
+                        s.code(),
+                        s.message()
+                    )))
+                }
+                Ok(Err(s)) => return Err(grpc_failure(&s)),
+                Ok(Ok(r)) => r.into_inner(),
+            };
+            Ok(Description::Model(ModelMetadata {
+                protocol: Protocol::KServeV2,
+                inputs: response
+                    .inputs
+                    .into_iter()
+                    .map(|t| ModelInput {
+                        dtype: t.datatype.parse().ok(),
+                        name: t.name,
+                        datatype: t.datatype,
+                        shape: Some(t.shape),
+                    })
+                    .collect(),
+            }))
+        })
     }
 }

@@ -10,8 +10,10 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use crate::auth::Secret;
-use crate::endpoint::display_url;
-use crate::transport::{check_count, Body, BoxFuture, Failure, Prepared, Reply, Transport};
+use crate::endpoint::{check_url, display_url, UrlKind};
+use crate::metadata::{self, Description, Protocol};
+use crate::retry::{self, reqwest_failure, Failure};
+use crate::transport::{check_count, Body, BoxFuture, Prepared, Reply, Transport};
 use crate::{Error, Result};
 
 /// Sends one payload format over HTTP POST.
@@ -21,6 +23,8 @@ pub struct HttpTransport {
     format: PayloadFormat,
     signature: Option<String>,
     outputs: Vec<OutputSpec>,
+    /// Where the server describes the model, or why it cannot.
+    metadata: std::result::Result<(Protocol, String), String>,
 }
 
 /// Largest part of an error body quoted in messages.
@@ -44,15 +48,41 @@ impl HttpTransport {
                 outputs.len()
             )));
         }
-        reqwest::Url::parse(&url)
-            .map_err(|e| Error::Config(format!("invalid URL {}: {e}", display_url(&url))))?;
+        let url = check_url("url", &url, UrlKind::Rest)?;
         Ok(HttpTransport {
             client,
             url,
             format,
             signature,
             outputs,
+            metadata: Err("no metadata route was given to this transport".into()),
         })
+    }
+
+    /// Where the server describes the model (the protocol and URL), or why it cannot.
+    pub(crate) fn with_metadata(
+        mut self,
+        route: std::result::Result<(Protocol, String), String>,
+    ) -> Self {
+        self.metadata = route;
+        self
+    }
+
+    /// Adds the bearer token, marked sensitive so it never shows in debug output.
+    fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: Option<&Secret>,
+    ) -> std::result::Result<reqwest::RequestBuilder, Failure> {
+        let Some(t) = token else {
+            return Ok(req);
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+            .map_err(|_| {
+            Failure::client("the bearer token holds characters a header cannot carry")
+        })?;
+        value.set_sensitive(true);
+        Ok(req.header(AUTHORIZATION, value))
     }
 
     fn decode(
@@ -77,54 +107,6 @@ impl HttpTransport {
             }
         }
     }
-}
-
-/// Parses `Retry-After` (delay seconds or an HTTP date).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
-    }
-    let when = httpdate(v)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn httpdate(s: &str) -> Option<std::time::SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as i64
-        + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, mi, se] = hms.as_slice() else {
-        return None;
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + mi * 60 + se;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s))
 }
 
 /// The server's message from an error body: `{"error": "..."}` / `{"error": {"message": ...}}`
@@ -159,49 +141,11 @@ fn server_message(body: &[u8]) -> String {
     m
 }
 
-/// Classifies a non-success status.
-pub(crate) fn status_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
-    let message = server_message(body);
-    let code = status.as_u16();
-    match code {
-        429 | 503 => Failure::overload(code.to_string(), retry_after(headers), message),
-        502 | 504 => Failure::Retry {
-            cause: code.to_string(),
-            retry_after: retry_after(headers),
-            overload: code == 504,
-            bounded: false,
-            message,
-        },
-        500..=599 => Failure::bounded(code.to_string(), message),
-        408 => Failure::overload("timeout", retry_after(headers), message),
-        _ => Failure::fatal(
-            format!("{code} {}", status.canonical_reason().unwrap_or(""))
-                .trim()
-                .to_string(),
-            message,
-        ),
-    }
-}
-
-fn transport_failure(e: &reqwest::Error) -> Failure {
-    let detail = {
-        use std::error::Error as _;
-        let mut s = e.to_string();
-        let mut src = e.source();
-        while let Some(inner) = src {
-            s.push_str(": ");
-            s.push_str(&inner.to_string());
-            src = inner.source();
-        }
-        s
-    };
-    if e.is_timeout() {
-        Failure::overload("timeout", None, detail)
-    } else if e.is_body() || e.is_decode() {
-        Failure::bounded("truncated answer", detail)
-    } else {
-        Failure::retry("reset", detail)
-    }
+/// The failure for a non-success answer: the status and `Retry-After` go to the retry
+/// policy, the body gives the server's message.
+fn status_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
+    let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok());
+    retry::status_failure(status.as_u16(), retry_after, server_message(body))
 }
 
 impl Transport for HttpTransport {
@@ -277,8 +221,7 @@ impl Transport for HttpTransport {
                 header_length,
             } = &request.body
             else {
-                return Err(Failure::fatal(
-                    "client",
+                return Err(Failure::client(
                     "an HTTP transport was handed a gRPC request",
                 ));
             };
@@ -291,22 +234,11 @@ impl Transport for HttpTransport {
             if let Some(h) = header_length {
                 req = req.header(kserve_v2::HEADER_LENGTH_HEADER, h.to_string());
             }
-            if let Some(t) = token {
-                let mut value =
-                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-                        .map_err(|_| {
-                            Failure::fatal(
-                                "client",
-                                "the bearer token holds characters a header cannot carry",
-                            )
-                        })?;
-                value.set_sensitive(true);
-                req = req.header(AUTHORIZATION, value);
-            }
-            let response = req.send().await.map_err(|e| transport_failure(&e))?;
+            let req = self.authorize(req, token)?;
+            let response = req.send().await.map_err(reqwest_failure)?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| transport_failure(&e))?;
+            let body = response.bytes().await.map_err(reqwest_failure)?;
             if !status.is_success() {
                 return Err(status_failure(status, &headers, &body));
             }
@@ -317,18 +249,7 @@ impl Transport for HttpTransport {
             let decode_start = std::time::Instant::now();
             let rows = self
                 .decode(&body, header_length, request.instances)
-                .map_err(|e| match e {
-                    ee_tensor_proto::Error::ServerError { message } => {
-                        Failure::fatal("error in answer", message)
-                    }
-                    ee_tensor_proto::Error::DtypeMismatch { .. } => {
-                        Failure::fatal("answer", e.to_string())
-                    }
-                    ee_tensor_proto::Error::Payload { .. } if !is_garbled(&e) => {
-                        Failure::fatal("answer", e.to_string())
-                    }
-                    other => Failure::bounded("malformed answer", other.to_string()),
-                })?;
+                .map_err(retry::decode_failure)?;
             Ok(Reply {
                 instances: check_count(rows, request.instances)?,
                 bytes_received: body.len(),
@@ -340,68 +261,43 @@ impl Transport for HttpTransport {
     fn describe(&self) -> String {
         display_url(&self.url)
     }
-}
 
-/// True for payload errors that come from damaged bytes rather than a wrong model answer.
-fn is_garbled(e: &ee_tensor_proto::Error) -> bool {
-    let text = e.to_string();
-    [
-        "truncated",
-        "bytes remain",
-        "binary_data_size",
-        "has no",
-        "malformed",
-    ]
-    .iter()
-    .any(|k| text.contains(k))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        assert_eq!(
-            httpdate("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(std::time::UNIX_EPOCH + Duration::from_secs(784111777))
-        );
-        h.insert(
-            RETRY_AFTER,
-            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn statuses_are_classified() {
-        let h = HeaderMap::new();
-        assert!(matches!(
-            status_failure(StatusCode::TOO_MANY_REQUESTS, &h, b""),
-            Failure::Retry { overload: true, .. }
-        ));
-        assert!(matches!(
-            status_failure(StatusCode::INTERNAL_SERVER_ERROR, &h, b""),
-            Failure::Retry { bounded: true, .. }
-        ));
-        let f = status_failure(
-            StatusCode::BAD_REQUEST,
-            &h,
-            br#"{"error": "Input to reshape is a tensor with 12 values"}"#,
-        );
-        assert_eq!(
-            f,
-            Failure::fatal(
-                "400 Bad Request",
-                "Input to reshape is a tensor with 12 values"
-            )
-        );
-        assert!(matches!(
-            status_failure(StatusCode::NOT_FOUND, &h, b"no such model"),
-            Failure::Fatal { .. }
-        ));
+    fn model_metadata<'a>(
+        &'a self,
+        token: Option<&'a Secret>,
+        deadline: Duration,
+    ) -> BoxFuture<'a, std::result::Result<Description, Failure>> {
+        Box::pin(async move {
+            let (protocol, url) = match &self.metadata {
+                Ok(route) => route,
+                Err(reason) => return Ok(Description::Unavailable(reason.clone())),
+            };
+            let req = self.authorize(self.client.get(url).timeout(deadline), token)?;
+            let response = req.send().await.map_err(reqwest_failure)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(reqwest_failure)?;
+            let shown = display_url(url);
+            // No such route (or not implemented): this server does not describe models.
+            if matches!(status.as_u16(), 404 | 405 | 501) {
+                return Ok(Description::Unavailable(format!(
+                    "GET {shown} answered {status}: {}",
+                    server_message(&body)
+                )));
+            }
+            if !status.is_success() {
+                return Err(status_failure(status, &headers, &body));
+            }
+            let parsed = match protocol {
+                Protocol::KServeV2 => metadata::parse_kserve(&body),
+                Protocol::TfServing => metadata::parse_tf_serving(&body, self.signature.as_deref()),
+            };
+            Ok(match parsed {
+                Ok(m) => Description::Model(m),
+                Err(why) => Description::Unavailable(format!(
+                    "GET {shown} did not answer a model metadata document: {why}"
+                )),
+            })
+        })
     }
 }

@@ -35,6 +35,11 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
 //!
+//! Which failures are retried, how often and for how long is [`retry`]'s, in one table.
+//! [`PredictClient::check_inputs`] asks a server that can describe its model (KServe v2, TF
+//! Serving REST, ee-serve) what it takes, so that a job that cannot work fails before its
+//! first tile.
+//!
 //! Bodies are encoded and decoded by `ee-tensor-proto`; this crate moves them. It knows
 //! nothing of rasters or tiles beyond the labels it puts in error messages.
 
@@ -50,7 +55,9 @@ mod error;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod http;
+mod metadata;
 mod metrics;
+pub mod retry;
 mod transport;
 
 pub use auth::{AuthConfig, AuthError, Secret, TokenProvider};
@@ -63,8 +70,12 @@ pub use error::{Error, Result};
 #[cfg(feature = "grpc")]
 pub use grpc::{GrpcModel, GrpcTransport, EXAMPLES_INPUT, MAX_MESSAGE_BYTES};
 pub use http::HttpTransport;
+pub use metadata::{
+    Description, InputDescription, InputProblem, ModelCheck, ModelInput, ModelMetadata, Protocol,
+};
 pub use metrics::{MetricsSnapshot, LATENCY_BUCKETS_MS};
-pub use transport::{BoxFuture, Failure, Prepared, Reply, Transport};
+pub use retry::Failure;
+pub use transport::{BoxFuture, Prepared, Reply, Transport};
 
 /// The README's examples, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

@@ -1,5 +1,5 @@
-//! One attempt at one request: the `Transport` trait the HTTP and gRPC transports implement,
-//! and how an attempt can fail (retryable or not).
+//! One attempt at one request: the `Transport` trait the HTTP and gRPC transports implement.
+//! How an attempt can fail, and what the client does about it, is [`crate::retry`]'s.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use ee_tensor_proto::Instance;
 
 use crate::auth::Secret;
+use crate::metadata::Description;
+use crate::retry::Failure;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -43,85 +45,6 @@ pub struct Reply {
     pub decode_time: std::time::Duration,
 }
 
-/// Why an attempt failed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Failure {
-    /// Worth another try: overload, a gateway error, a dropped connection, a timeout, a garbled
-    /// answer. `cause` labels it in metrics (`429`, `reset`...); `overload` says whether it
-    /// signals node pressure (lower the concurrency).
-    Retry {
-        /// Label for metrics and messages.
-        cause: String,
-        /// The server asked for this wait (`Retry-After`).
-        retry_after: Option<Duration>,
-        /// Signals node pressure.
-        overload: bool,
-        /// Bounded kinds (500s, garbled answers) are retried only a few times.
-        bounded: bool,
-        /// Details.
-        message: String,
-    },
-    /// Not worth retrying (400, 401, 403, 404, a wrong answer shape...).
-    Fatal {
-        /// Status (HTTP code or gRPC code name), or `answer` for an unusable answer.
-        status: String,
-        /// The server's message, or what did not fit.
-        message: String,
-    },
-}
-
-impl Failure {
-    pub(crate) fn retry(cause: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure::Retry {
-            cause: cause.into(),
-            retry_after: None,
-            overload: false,
-            bounded: false,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn bounded(cause: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure::Retry {
-            cause: cause.into(),
-            retry_after: None,
-            overload: false,
-            bounded: true,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn overload(
-        cause: impl Into<String>,
-        retry_after: Option<Duration>,
-        message: impl Into<String>,
-    ) -> Self {
-        Failure::Retry {
-            cause: cause.into(),
-            retry_after,
-            overload: true,
-            bounded: false,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn fatal(status: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure::Fatal {
-            status: status.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Retry { cause, message, .. } => write!(f, "{cause}: {message}"),
-            Failure::Fatal { status, message } => write!(f, "{status}: {message}"),
-        }
-    }
-}
-
 /// Sends prepared requests to one endpoint.
 pub trait Transport: Send + Sync {
     /// Encodes a batch once.
@@ -140,6 +63,20 @@ pub trait Transport: Send + Sync {
     ) -> BoxFuture<'a, Result<Reply, Failure>>;
     /// The endpoint, without credentials, for messages.
     fn describe(&self) -> String;
+    /// One attempt at asking the server to describe the model (its inputs' names, dtypes and
+    /// shapes). Transports whose server cannot describe it say why (the default).
+    fn model_metadata<'a>(
+        &'a self,
+        token: Option<&'a Secret>,
+        deadline: Duration,
+    ) -> BoxFuture<'a, Result<Description, Failure>> {
+        let _ = (token, deadline);
+        Box::pin(async {
+            Ok(Description::Unavailable(
+                "this transport cannot ask the server to describe the model".into(),
+            ))
+        })
+    }
 }
 
 /// Checks that an answer has one row per instance sent.
@@ -147,12 +84,9 @@ pub(crate) fn check_count(rows: Vec<Instance>, sent: usize) -> Result<Vec<Instan
     if rows.len() == sent {
         Ok(rows)
     } else {
-        Err(Failure::fatal(
-            "answer",
-            format!(
-                "{sent} instances were sent but {} predictions came back",
-                rows.len()
-            ),
-        ))
+        Err(Failure::answer(format!(
+            "{sent} instances were sent but {} predictions came back",
+            rows.len()
+        )))
     }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -346,4 +346,188 @@ async fn batches_fit_the_budget_and_oversized_tiles_are_refused() {
         "{err}"
     );
     assert!(err.contains("above the payload budget of 1000000 bytes; a tile of about 200 x 200 pixels (with its overlap) would fit"), "{err}");
+}
+
+/// A loopback port nothing listens on: bound, noted, dropped.
+fn dead_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr
+}
+
+#[tokio::test]
+async fn a_url_without_a_scheme_is_refused_at_construction() {
+    for (endpoint, format, shown) in [
+        (
+            Endpoint::TfServing {
+                url: "localhost:8501".into(),
+                model: "m".into(),
+                version: None,
+                signature: None,
+            },
+            PayloadFormat::TfServingJson,
+            "localhost:8501",
+        ),
+        (
+            Endpoint::KServeV2 {
+                url: "ftp://h:8080".into(),
+                model: "m".into(),
+                version: None,
+            },
+            PayloadFormat::KServeV2Json,
+            "ftp://h:8080",
+        ),
+        (
+            Endpoint::Url("http://user:hunter2@/x?token=abc".into()),
+            PayloadFormat::RawJson,
+            "http:///x",
+        ),
+        (
+            Endpoint::TfServing {
+                url: "127.0.0.1:8500".into(),
+                model: "m".into(),
+                version: None,
+                signature: None,
+            },
+            PayloadFormat::GrpcTfTensors,
+            "127.0.0.1:8500",
+        ),
+    ] {
+        let predictor = PredictorConfig {
+            endpoint,
+            base_url: None,
+            format,
+        };
+        let err = PredictClient::new(&predictor, out_spec(), AuthConfig::None, quick())
+            .err()
+            .unwrap_or_else(|| panic!("{predictor:?} was accepted"))
+            .to_string();
+        assert!(err.contains(shown) && err.contains("`url`"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("abc"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_in_bounded_time_naming_the_url() {
+    let addr = dead_port();
+    let mut predictor = predictor(addr);
+    predictor.base_url = Some(format!("http://user:hunter2@{addr}"));
+    let config = ClientConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.predict(&[tile(0)], &labels(0..1)),
+    )
+    .await
+    .expect("an unreachable server must fail within the connect timeout, not the budget")
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Unreachable { .. }), "{msg}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        msg.contains(&format!("http://{addr}/v1/projects/p/models/m:predict"))
+            && msg.contains("attempts")
+            && msg.contains("refused"),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2") && !msg.contains("sekrit"), "{msg}");
+}
+
+/// A server that answers every request 503 with `retry_after` as its `Retry-After` header.
+async fn spawn_busy(retry_after: &'static str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", retry_after)],
+                "busy",
+            )
+                .into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_budget_ends_the_request_without_overflow() {
+    // Far-future waits (seconds past u64, year 9999, a year whose seconds overflow i64) are
+    // capped at the budget: the request gives up at once and says why, rather than panicking
+    // on duration arithmetic or sleeping for centuries.
+    let ignored = |v: &str| v == "1e400" || v.contains("9223372036854775807:");
+    for value in [
+        "18446744073709551615",
+        "1e400",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Sun, 06 Nov 999999999999 08:49:37 GMT",
+        "Sun, 06 Nov 2024 9223372036854775807:49:37 GMT",
+    ] {
+        let (addr, count) = spawn_busy(value).await;
+        let config = ClientConfig {
+            total_budget: if ignored(value) {
+                Duration::from_millis(300)
+            } else {
+                Duration::from_secs(5)
+            },
+            ..quick()
+        };
+        let client =
+            PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .predict(&[tile(0)], &labels(0..1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(2), "{value}: {err}");
+        if ignored(value) {
+            // Not a number of seconds nor a date: ignored, so the budget runs out retrying.
+            assert!(count.load(Ordering::SeqCst) > 1, "{value}: {err}");
+            continue;
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1, "{value}: {err}");
+        assert!(
+            err.contains("503") && err.contains("Retry-After") && err.contains("budget"),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_in_the_far_past_retries_at_once() {
+    for value in [
+        "Mon, 01 Jan 0001 00:00:00 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+    ] {
+        let (addr, count) = spawn_busy(value).await;
+        let config = ClientConfig {
+            total_budget: Duration::from_millis(300),
+            ..quick()
+        };
+        let client =
+            PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+        let err = client
+            .predict(&[tile(0)], &labels(0..1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(count.load(Ordering::SeqCst) > 3, "{value}: {err}");
+        assert!(err.contains("budget"), "{value}: {err}");
+    }
 }

@@ -212,6 +212,13 @@ impl PredictionService for GrpcIdentity {
     ) -> Result<Response<PredictResponse>, Status> {
         let req = request.into_inner();
         let spec = req.model_spec.clone().unwrap_or_default();
+        if spec.name == "busy" {
+            // A server whose Retry-After is past any Duration arithmetic.
+            let mut s = Status::resource_exhausted("saturated");
+            s.metadata_mut()
+                .insert("retry-after", "18446744073709551615".parse().unwrap());
+            return Err(s);
+        }
         if spec.name != "m" {
             return Err(Status::not_found(format!(
                 "Servable not found for request: Latest({})",
@@ -426,4 +433,101 @@ async fn large_grpc_messages_pass() {
     let answers = client.predict(&big, &labels(0..12)).await.unwrap();
     assert_eq!(answers.len(), 12);
     assert_eq!(answers[11].get("out").unwrap().dtype(), DataType::Float32);
+}
+
+#[tokio::test]
+async fn a_grpc_retry_after_past_u64_seconds_is_capped_at_the_budget() {
+    let addr = spawn_grpc().await;
+    let endpoint = Endpoint::TfServing {
+        url: format!("http://{addr}"),
+        model: "busy".into(),
+        version: None,
+        signature: None,
+    };
+    let predictor = PredictorConfig {
+        endpoint,
+        base_url: None,
+        format: PayloadFormat::GrpcTfTensors,
+    };
+    let config = ClientConfig {
+        total_budget: std::time::Duration::from_secs(5),
+        ..Default::default()
+    };
+    let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .predict(&[tile(0)], &labels(0..1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{err}"
+    );
+    assert!(
+        err.contains("ResourceExhausted")
+            && err.contains("Retry-After")
+            && err.contains("after 1 attempts"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_grpc_server_fails_within_the_connect_timeout() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    for (format, endpoint) in [
+        (
+            PayloadFormat::GrpcTfTensors,
+            Endpoint::TfServing {
+                url: format!("grpc://{addr}"),
+                model: "m".into(),
+                version: None,
+                signature: None,
+            },
+        ),
+        (
+            PayloadFormat::KServeV2Grpc,
+            Endpoint::KServeV2 {
+                url: format!("http://{addr}"),
+                model: "m".into(),
+                version: None,
+            },
+        ),
+    ] {
+        let predictor = PredictorConfig {
+            endpoint,
+            base_url: None,
+            format,
+        };
+        let config = ClientConfig {
+            connect_timeout: std::time::Duration::from_millis(300),
+            backoff: ee_predict_client::BackoffConfig {
+                init_backoff: std::time::Duration::from_millis(5),
+                max_backoff: std::time::Duration::from_millis(50),
+                base: 3.0,
+            },
+            ..Default::default()
+        };
+        let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.predict(&[tile(0)], &labels(0..1)).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ee_predict_client::Error::Unreachable { attempts, .. } if attempts > 1),
+            "{msg}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with(&format!(
+                "http://{addr} (gRPC, model m) could not be reached"
+            )) && msg.contains("refused"),
+            "{msg}"
+        );
+    }
 }
