@@ -17,8 +17,9 @@ pub enum Error {
     /// No such route, model or version: 404 / NOT_FOUND.
     #[error("{0}")]
     NotFound(String),
-    /// A body over the configured limit: 413 / RESOURCE_EXHAUSTED is wrong for this (a retry
-    /// cannot help), so gRPC answers INVALID_ARGUMENT.
+    /// A REST body over the configured limit: 413 (400 INVALID_ARGUMENT on the AI Platform /
+    /// Vertex routes); RESOURCE_EXHAUSTED would be wrong (a retry cannot help). A gRPC message
+    /// over the limit never gets here: tonic's decoder refuses it with OUT_OF_RANGE.
     #[error("the request body ({size}) is over this node's limit of {limit} bytes (--max-body-bytes); send fewer or smaller tiles")]
     TooLarge {
         /// What was known of the size ("12345678 bytes" or "more than ...").

@@ -452,6 +452,20 @@ async fn grpc_predict_and_model_infer_answer_in_the_form_they_were_asked() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    // Over max_body_bytes (1 MiB here): tonic's decoder refuses it with OUT_OF_RANGE.
+    let big = Tensor::stack(&[&tile(0, 300, 300, 3)]).unwrap();
+    let e = tf
+        .predict(PredictRequest {
+            model_spec: spec.clone(),
+            inputs: [("input".into(), tensor_proto::to_proto(&big))]
+                .into_iter()
+                .collect(),
+            output_filter: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("too large"), "{e:?}");
 
     let mut ks = GrpcInferenceServiceClient::connect(url).await.unwrap();
     assert!(
