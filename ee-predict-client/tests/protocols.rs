@@ -276,9 +276,24 @@ impl GrpcInferenceService for GrpcIdentity {
     }
     async fn model_metadata(
         &self,
-        _: Request<ModelMetadataRequest>,
+        request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
-        Ok(Response::new(ModelMetadataResponse::default()))
+        let r = request.into_inner();
+        if r.name != "m" {
+            return Err(Status::not_found(format!("no model {:?}", r.name)));
+        }
+        let port = |name: &str| model_metadata_response::TensorMetadata {
+            name: name.into(),
+            datatype: "FP32".into(),
+            shape: vec![-1, 8, 8, 2],
+        };
+        Ok(Response::new(ModelMetadataResponse {
+            name: r.name,
+            versions: vec!["1".into()],
+            platform: "onnx".into(),
+            inputs: vec![port("B1")],
+            outputs: vec![port("out")],
+        }))
     }
     async fn model_infer(
         &self,
@@ -529,5 +544,70 @@ async fn an_unreachable_grpc_server_fails_within_the_connect_timeout() {
             )) && msg.contains("refused"),
             "{msg}"
         );
+    }
+}
+
+#[tokio::test]
+async fn grpc_model_metadata_is_checked_before_any_tile() {
+    use ee_predict_client::{InputDescription, ModelCheck};
+    let addr = spawn_grpc().await;
+    let client = |model: &str, format: PayloadFormat| {
+        let endpoint = if format == PayloadFormat::KServeV2Grpc {
+            Endpoint::KServeV2 {
+                url: format!("http://{addr}"),
+                model: model.into(),
+                version: None,
+            }
+        } else {
+            Endpoint::TfServing {
+                url: format!("http://{addr}"),
+                model: model.into(),
+                version: None,
+                signature: None,
+            }
+        };
+        let predictor = PredictorConfig {
+            endpoint,
+            base_url: None,
+            format,
+        };
+        PredictClient::new(
+            &predictor,
+            out_spec(),
+            AuthConfig::None,
+            ClientConfig::default(),
+        )
+        .unwrap()
+    };
+    let b1 = |dtype| {
+        vec![InputDescription {
+            name: "B1".into(),
+            dtype,
+            shape: vec![8, 8, 2],
+        }]
+    };
+    let kserve = client("m", PayloadFormat::KServeV2Grpc);
+    assert!(matches!(
+        kserve.check_inputs(&b1(DataType::Float32)).await,
+        Ok(ModelCheck::Matches { .. })
+    ));
+    let err = kserve
+        .check_inputs(&b1(DataType::Uint8))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#"input "B1": the model takes FP32 (float32), the job would send UINT8; set "inputTypeOverride": {"B1": "float32"} in the spec"#),
+        "{err}"
+    );
+    // An unknown model (NOT_FOUND) and TF Serving over gRPC are not described.
+    for c in [
+        client("nope", PayloadFormat::KServeV2Grpc),
+        client("m", PayloadFormat::GrpcTfTensors),
+    ] {
+        assert!(matches!(
+            c.check_inputs(&b1(DataType::Uint8)).await,
+            Ok(ModelCheck::NotDescribed { .. })
+        ));
     }
 }
