@@ -50,7 +50,7 @@ fn mean_abs(rows: &[Instance]) -> f64 {
     let (mut sum, mut n) = (0.0f64, 0usize);
     for row in rows {
         for (_, t) in row.iter() {
-            let a = ee_runtime::to_f64(t).expect("numeric output");
+            let a = t.to_f64().expect("numeric output");
             sum += a.iter().map(|v| v.abs()).sum::<f64>();
             n += a.len();
         }

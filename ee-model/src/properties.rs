@@ -21,8 +21,8 @@ use ee_predict_client::MetricsSnapshot;
 use ee_raster_io::vector::{
     write_with_new_fields, FeatureValues, NewField, NewFieldType, NewValue, Value, VectorSource,
 };
-use ee_runtime::{from_f64, to_f64, LocalModel};
-use ee_tensor_proto::{DataType, Instance};
+use ee_runtime::LocalModel;
+use ee_tensor_proto::{DataType, Instance, Tensor};
 use ee_tiling::BandDims;
 use ndarray::{ArrayD, IxDyn};
 
@@ -197,7 +197,7 @@ fn build_instance(
         let input = &inputs[k];
         let array = ArrayD::from_shape_vec(IxDyn(&shape), xs)
             .map_err(|e| (input.name.clone(), e.to_string()))?;
-        let tensor = from_f64(&array, input.dtype).ok_or_else(|| {
+        let tensor = Tensor::from_f64(&array, input.dtype).ok_or_else(|| {
             (
                 input.name.clone(),
                 format!("cannot be sent as {}", input.dtype),
@@ -244,7 +244,7 @@ fn answer_values(
                 )))
             }
         };
-        let values = to_f64(tensor).ok_or_else(|| {
+        let values = tensor.to_f64().ok_or_else(|| {
             Error::Spec(format!(
                 "outputProperties.{}: the answer for {label} is {}, not numbers",
                 out.name,

@@ -561,52 +561,22 @@ fn dim_value(d: &TDim) -> Option<usize> {
     }
 }
 
-/// Converts a numeric tensor to `dtype` (values cast as `as` does).
+/// Converts a numeric tensor to `dtype` through `f64` ([`Tensor::to_f64`], then
+/// [`Tensor::from_f64`]'s `as` casts); the error says which side has no numbers.
 pub fn convert(t: &Tensor, dtype: DataType) -> std::result::Result<Tensor, String> {
     if t.dtype() == dtype {
         return Ok(t.clone());
     }
-    let f = to_f64(t)
+    let f = t
+        .to_f64()
         .ok_or_else(|| format!("a {} tensor cannot be converted to {dtype}", t.dtype()))?;
-    from_f64(&f, dtype).ok_or_else(|| format!("cannot convert to {dtype}"))
+    Tensor::from_f64(&f, dtype).ok_or_else(|| format!("cannot convert to {dtype}"))
 }
 
-/// The values as f64.
-pub fn to_f64(t: &Tensor) -> Option<ArrayD<f64>> {
-    Some(match t {
-        Tensor::F32(a) => a.mapv(f64::from),
-        Tensor::F64(a) => a.clone(),
-        Tensor::F16(a) => a.mapv(|v| v.to_f64()),
-        Tensor::I8(a) => a.mapv(f64::from),
-        Tensor::I16(a) => a.mapv(f64::from),
-        Tensor::I32(a) => a.mapv(f64::from),
-        Tensor::I64(a) => a.mapv(|v| v as f64),
-        Tensor::U8(a) => a.mapv(f64::from),
-        Tensor::U16(a) => a.mapv(f64::from),
-        Tensor::U32(a) => a.mapv(f64::from),
-        Tensor::U64(a) => a.mapv(|v| v as f64),
-        Tensor::Bool(a) => a.mapv(|v| v as u8 as f64),
-        Tensor::String(_) => return None,
-    })
-}
-
-/// f64 values as a tensor of `dtype` (`as` casts: saturating for integers).
+/// f64 values as a tensor of `dtype`: the same as [`Tensor::from_f64`] (where the
+/// conversion lives), kept here for the callers that import it from this crate.
 pub fn from_f64(a: &ArrayD<f64>, dtype: DataType) -> Option<Tensor> {
-    Some(match dtype {
-        DataType::Float32 => Tensor::F32(a.mapv(|v| v as f32)),
-        DataType::Float64 => Tensor::F64(a.clone()),
-        DataType::Float16 => Tensor::F16(a.mapv(half::f16::from_f64)),
-        DataType::Int8 => Tensor::I8(a.mapv(|v| v as i8)),
-        DataType::Int16 => Tensor::I16(a.mapv(|v| v as i16)),
-        DataType::Int32 => Tensor::I32(a.mapv(|v| v as i32)),
-        DataType::Int64 => Tensor::I64(a.mapv(|v| v as i64)),
-        DataType::Uint8 => Tensor::U8(a.mapv(|v| v as u8)),
-        DataType::Uint16 => Tensor::U16(a.mapv(|v| v as u16)),
-        DataType::Uint32 => Tensor::U32(a.mapv(|v| v as u32)),
-        DataType::Uint64 => Tensor::U64(a.mapv(|v| v as u64)),
-        DataType::Bool => Tensor::Bool(a.mapv(|v| v != 0.0)),
-        DataType::String => return None,
-    })
+    Tensor::from_f64(a, dtype)
 }
 
 /// The README's examples, compiled and run by `cargo test --doc`.

@@ -504,6 +504,52 @@ impl Tensor {
     }
 }
 
+/// Conversions through `f64`: arithmetic on the values of any numeric tensor (inputs built
+/// from raster values, answers read as numbers), and casts between element types.
+impl Tensor {
+    /// The values as `f64`: exact for every type but 64-bit integers beyond 2^53 (rounded to
+    /// nearest); booleans as 0 and 1. `None` for strings.
+    pub fn to_f64(&self) -> Option<ArrayD<f64>> {
+        Some(match self {
+            Tensor::F32(a) => a.mapv(f64::from),
+            Tensor::F64(a) => a.clone(),
+            Tensor::F16(a) => a.mapv(|v| v.to_f64()),
+            Tensor::I8(a) => a.mapv(f64::from),
+            Tensor::I16(a) => a.mapv(f64::from),
+            Tensor::I32(a) => a.mapv(f64::from),
+            Tensor::I64(a) => a.mapv(|v| v as f64),
+            Tensor::U8(a) => a.mapv(f64::from),
+            Tensor::U16(a) => a.mapv(f64::from),
+            Tensor::U32(a) => a.mapv(f64::from),
+            Tensor::U64(a) => a.mapv(|v| v as f64),
+            Tensor::Bool(a) => a.mapv(|v| v as u8 as f64),
+            Tensor::String(_) => return None,
+        })
+    }
+
+    /// `values` as a tensor of `dtype`, cast as Rust's `as` casts: integers truncated toward
+    /// zero and saturated at the type's range (NaN gives 0), floats rounded to nearest; for
+    /// `bool`, anything but 0 (NaN included) is true. `None` for `string`.
+    pub fn from_f64(values: &ArrayD<f64>, dtype: DataType) -> Option<Tensor> {
+        let a = values;
+        Some(match dtype {
+            DataType::Float32 => Tensor::F32(a.mapv(|v| v as f32)),
+            DataType::Float64 => Tensor::F64(a.clone()),
+            DataType::Float16 => Tensor::F16(a.mapv(f16::from_f64)),
+            DataType::Int8 => Tensor::I8(a.mapv(|v| v as i8)),
+            DataType::Int16 => Tensor::I16(a.mapv(|v| v as i16)),
+            DataType::Int32 => Tensor::I32(a.mapv(|v| v as i32)),
+            DataType::Int64 => Tensor::I64(a.mapv(|v| v as i64)),
+            DataType::Uint8 => Tensor::U8(a.mapv(|v| v as u8)),
+            DataType::Uint16 => Tensor::U16(a.mapv(|v| v as u16)),
+            DataType::Uint32 => Tensor::U32(a.mapv(|v| v as u32)),
+            DataType::Uint64 => Tensor::U64(a.mapv(|v| v as u64)),
+            DataType::Bool => Tensor::Bool(a.mapv(|v| v != 0.0)),
+            DataType::String => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +602,59 @@ mod tests {
             vec![0, 3, 1, 4, 2, 5]
         );
         assert!(t.permute(&[0, 0, 1]).is_err() && t.permute(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn f64_conversions_cast_as_rust_does() {
+        let values =
+            ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![-1.5, 0.0, 2.7, 300.0, f64::NAN, 1e20])
+                .unwrap();
+        let cast = |d| Tensor::from_f64(&values, d).unwrap();
+        assert_eq!(
+            cast(DataType::Uint8)
+                .array::<u8>()
+                .unwrap()
+                .as_slice()
+                .unwrap(),
+            [0, 0, 2, 255, 0, 255]
+        );
+        assert_eq!(
+            cast(DataType::Int8)
+                .array::<i8>()
+                .unwrap()
+                .as_slice()
+                .unwrap(),
+            [-1, 0, 2, 127, 0, 127]
+        );
+        assert_eq!(
+            cast(DataType::Bool)
+                .array::<bool>()
+                .unwrap()
+                .as_slice()
+                .unwrap(),
+            [true, false, true, true, true, true]
+        );
+        assert_eq!(cast(DataType::Float16).shape(), [2, 3]);
+        assert!(Tensor::from_f64(&values, DataType::String).is_none());
+        // Every numeric type and bool comes back through f64 as it went (values they hold).
+        let small = ArrayD::from_shape_vec(IxDyn(&[3]), vec![0.0, 1.0, 100.0]).unwrap();
+        for d in crate::ALL_DATA_TYPES {
+            if d == DataType::String {
+                continue;
+            }
+            let t = Tensor::from_f64(&small, d).unwrap();
+            assert_eq!(t.dtype(), d);
+            let want = if d == DataType::Bool {
+                small.mapv(|v| f64::from(u8::from(v != 0.0)))
+            } else {
+                small.clone()
+            };
+            assert_eq!(t.to_f64().unwrap(), want, "{d}");
+        }
+        assert!(Tensor::from_strings(&[1], vec![b"x".to_vec()])
+            .unwrap()
+            .to_f64()
+            .is_none());
     }
 
     #[test]
