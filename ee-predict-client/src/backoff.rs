@@ -81,7 +81,12 @@ impl Backoff {
         let low = self.config.init_backoff.as_secs_f64();
         let high = (self.previous.as_secs_f64() * self.config.base).max(low);
         let draw = low + (high - low) * self.rng.next_f64();
-        let wait = Duration::from_secs_f64(draw.min(self.config.max_backoff.as_secs_f64()));
+        // NaN (an infinite bound times a zero draw) and anything past the cap is the cap.
+        let wait = if draw < self.config.max_backoff.as_secs_f64() {
+            Duration::try_from_secs_f64(draw).unwrap_or(self.config.max_backoff)
+        } else {
+            self.config.max_backoff
+        };
         self.previous = wait;
         wait
     }
@@ -115,6 +120,26 @@ mod tests {
             sequence(1.0 - f64::EPSILON, 6),
             vec![300, 900, 2700, 8100, 15000, 15000]
         );
+    }
+
+    #[test]
+    fn huge_bounds_saturate_at_the_cap_without_panicking() {
+        let config = BackoffConfig {
+            init_backoff: Duration::from_secs(1),
+            max_backoff: Duration::MAX,
+            base: f64::MAX,
+        };
+        for r in [0.0, 0.5, 1.0 - f64::EPSILON] {
+            let mut b = Backoff::new(config.clone(), Box::new(Fixed(r)));
+            let waits: Vec<Duration> = (0..4).map(|_| b.next_wait()).collect();
+            assert!(
+                waits.iter().all(|w| *w >= Duration::from_secs(1)),
+                "{waits:?}"
+            );
+            if r > 0.0 {
+                assert_eq!(waits[3], Duration::MAX, "{r}: {waits:?}");
+            }
+        }
     }
 
     #[test]

@@ -303,15 +303,17 @@ impl PredictClient {
                             tiles,
                             message,
                         },
-                        Fatal::Unauthenticated
-                        | Fatal::PermissionDenied
-                        | Fatal::Rejected
-                        | Fatal::Client => Error::Rejected {
-                            url,
-                            status: cause.to_string(),
-                            tiles,
-                            message,
-                        },
+                        Fatal::Client => Error::Config(format!(
+                            "{url}: the request for {tiles} could not be sent: {message}"
+                        )),
+                        Fatal::Unauthenticated | Fatal::PermissionDenied | Fatal::Rejected => {
+                            Error::Rejected {
+                                url,
+                                status: cause.to_string(),
+                                tiles,
+                                message,
+                            }
+                        }
                     });
                 }
                 Decision::Retry {

@@ -474,6 +474,69 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_checked_at_construction() {
+        use UrlKind::{Grpc, Rest};
+        let table: &[(UrlKind, &str, std::result::Result<&str, &str>)] = &[
+            (Rest, "http://h:8501", Ok("http://h:8501")),
+            (Rest, "HTTPS://h/a", Ok("https://h/a")),
+            (Rest, " http://127.0.0.1:9/ ", Ok("http://127.0.0.1:9/")),
+            (Rest, "localhost:8501", Err("`url` \"localhost:8501\" cannot be used: it has no scheme; write the address as http://localhost:8501 or https://localhost:8501")),
+            (Rest, "ftp://h", Err("scheme \"ftp\" is not one this client speaks; use http:// or https://")),
+            (Rest, "grpc://h:8500", Err("scheme \"grpc\" is not one this client speaks")),
+            (Rest, "http://", Err("empty host")),
+            (Rest, "http://h:99999", Err("invalid port number")),
+            (Rest, "http://u:hunter2@:80/x?key=abc", Err("`url` \"http://:80/x\" cannot be used")),
+            (Grpc, "http://h:8500", Ok("http://h:8500")),
+            (Grpc, "grpc://h:8500", Ok("http://h:8500")),
+            (Grpc, "h:8500", Err("it has no scheme; write the address as http://h:8500")),
+            (Grpc, "https://h:8500", Err("gRPC over TLS is not built into this client")),
+            (Grpc, "http://h:8500/v1/models/m", Err("without a path (/v1/models/m)")),
+        ];
+        for (kind, url, expected) in table {
+            match (check_url("url", url, *kind), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{url}"),
+                (Err(e), Err(want)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(want), "{url}: {e}");
+                    assert!(!e.contains("hunter2") && !e.contains("abc"), "{e}");
+                }
+                (got, want) => panic!("{url}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_field_named_is_the_one_used() {
+        let tfs = PredictorConfig {
+            endpoint: Endpoint::TfServing {
+                url: "http://fine:8501".into(),
+                model: "m".into(),
+                version: None,
+                signature: None,
+            },
+            base_url: Some("fine:8501".into()),
+            format: PayloadFormat::TfServingJson,
+        };
+        let err = tfs.url().unwrap_err().to_string();
+        assert!(err.contains("`baseUrl` \"fine:8501\""), "{err}");
+        let ai = PredictorConfig {
+            endpoint: Endpoint::AiPlatform {
+                project: "p".into(),
+                model: "m".into(),
+                version: None,
+                region: DEFAULT_REGION.into(),
+            },
+            base_url: Some("127.0.0.1:8080".into()),
+            format: PayloadFormat::SerializedTfTensors,
+        };
+        let err = ai.url().unwrap_err().to_string();
+        assert!(
+            err.contains("`baseUrl` \"127.0.0.1:8080\" cannot be used: it has no scheme"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn urls_in_messages_lose_credentials() {
         assert_eq!(
             display_url("https://user:pw@host:8/a/b?key=secret"),

@@ -174,6 +174,7 @@ impl Failure {
     }
 
     /// No answer within `deadline`: retried under the budget, lowering the concurrency.
+    #[cfg(feature = "grpc")]
     pub(crate) fn timeout(deadline: Duration) -> Self {
         Failure {
             cause: Cause::Timeout,
