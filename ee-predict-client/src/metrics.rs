@@ -16,7 +16,8 @@ pub struct MetricsSnapshot {
     pub requests_ok: u64,
     /// Requests that failed for good.
     pub requests_failed: u64,
-    /// Retries by cause (`429`, `503`, `timeout`, `reset`, `malformed answer`...).
+    /// Retries by cause (`429`, `503`, `timeout`, `reset`, `unreachable`, `malformed answer`...;
+    /// see [`crate::retry::Cause::label`]).
     pub retries: BTreeMap<String, u64>,
     /// Request body bytes sent (all attempts).
     pub bytes_sent: u64,
