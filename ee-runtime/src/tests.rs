@@ -72,26 +72,33 @@ fn assert_close(model: &LocalModel, batch: &ArrayD<f32>) {
 #[test]
 fn transposes_are_folded_where_tract_then_has_a_direct_conv() {
     let model = LocalModel::load(workspace("ee-model/demo/water.onnx"), Layout::Nhwc).unwrap();
-    assert!(model.folded.is_some());
+    assert!(model.engine.folded.is_some());
     // What the caller sees is still the declared NHWC graph.
     assert_eq!(model.input_infos()[0].shape, [None, None, None, Some(4)]);
     // Rows of 128 get tract's direct convolution, NCHW: folded.
-    let wide = model.plan(&[vec![1, 128, 128, 4]]).unwrap();
+    let wide = model
+        .engine
+        .plan(&model.sig, &[vec![1, 128, 128, 4]])
+        .unwrap();
     assert_eq!(
         (&wide.feed_nchw[..], &wide.take_nchw[..]),
         (&[true][..], &[true][..])
     );
     // Short rows do not: the declared graph, NHWC in and out.
-    let short = model.plan(&[vec![1, 8, 8, 4]]).unwrap();
+    let short = model.engine.plan(&model.sig, &[vec![1, 8, 8, 4]]).unwrap();
     assert_eq!(
         (&short.feed_nchw[..], &short.take_nchw[..]),
         (&[false][..], &[false][..])
     );
     let path = workspace("benches/models/resnet_block.onnx");
     let resnet = LocalModel::load(path, Layout::Nhwc).unwrap();
-    assert!(resnet.folded.is_some());
+    assert!(resnet.engine.folded.is_some());
     assert_eq!(
-        resnet.plan(&[vec![1, 64, 64, 64]]).unwrap().feed_nchw,
+        resnet
+            .engine
+            .plan(&resnet.sig, &[vec![1, 64, 64, 64]])
+            .unwrap()
+            .feed_nchw,
         [false]
     );
 }
@@ -109,7 +116,13 @@ fn small_tiles_run_stacked_with_the_same_answers() {
     assert_close(&model, &sample(&[5, 8, 8, 4]));
     // Stacked and folded: rows of 128 (tract's direct convolution) in a batch of three.
     assert_close(&model, &sample(&[3, 2, 128, 4]));
-    assert!(model.plan(&[vec![3, 2, 128, 4]]).unwrap().feed_nchw[0]);
+    assert!(
+        model
+            .engine
+            .plan(&model.sig, &[vec![3, 2, 128, 4]])
+            .unwrap()
+            .feed_nchw[0]
+    );
 }
 
 #[test]
