@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ee_predict_client::{MetricsSnapshot, PredictClient};
+use ee_predict_client::{MetricsSnapshot, ModelCheck, PredictClient};
 use ee_raster_io::{write_quicklook, Compression, Resampling, WriteOptions};
 use ee_tensor_proto::DataType;
 use ee_tiling::{MergeMode, Pixel, Shard, Window};
@@ -246,6 +246,17 @@ async fn predict_image_as<P: Pixel>(
     tracing::info!("plan: {plan}");
     if let Some(f) = &options.on_plan {
         f(&plan);
+    }
+    if let Runner::Remote(client) = runner {
+        // A server that can describe the model is asked once, before any tile is read.
+        match client.check_inputs(&plan::input_descriptions(&grid, &plans)).await? {
+            ModelCheck::Matches { .. } => {
+                tracing::info!("the server's description of the model matches the inputs")
+            }
+            ModelCheck::NotDescribed { reason } => {
+                tracing::debug!("inputs not checked against the model: {reason}")
+            }
+        }
     }
     let Resumed {
         answers: replay,

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use ee_predict_client::InputDescription;
 use ee_raster_io::{InputStack, RasterSource, Resampling};
 use ee_tensor_proto::{DataType, Instance, Tensor};
 use ee_tiling::{RasterSize, Shard, TileGrid, Window};
@@ -184,6 +185,24 @@ pub(crate) fn widest_instance(grid: &TileGrid, plans: &[InputPlan]) -> Instance 
         instance.push(p.name.clone(), t);
     }
     instance
+}
+
+/// What each model input of a tile will be sent as: its name, type and shape per instance.
+pub(crate) fn input_descriptions(grid: &TileGrid, plans: &[InputPlan]) -> Vec<InputDescription> {
+    let size = grid.tile_size();
+    let margins = grid.overlap().margins();
+    let (w, h) = (
+        size.width + margins.left + margins.right,
+        size.height + margins.top + margins.bottom,
+    );
+    plans
+        .iter()
+        .map(|p| InputDescription {
+            name: p.name.clone(),
+            dtype: p.dtype,
+            shape: vec![h, w, p.positions.len()],
+        })
+        .collect()
 }
 
 /// Tiles per request (per model run, for a local model) and the bytes of one tile's request.
