@@ -77,6 +77,10 @@ pub struct PropertiesReport {
     pub elapsed: Duration,
     /// Client counters (hosted predictors).
     pub metrics: Option<MetricsSnapshot>,
+    /// Integer output values clamped to their declared type (outside its range, or NaN,
+    /// written as 0), rounded and saturated as rasters are
+    /// ([`ee_raster_io::pixel::to_integer`]).
+    pub clamped: u64,
 }
 
 /// One input property: its field position, name, and the type sent.
@@ -218,13 +222,24 @@ fn field_type(dtype: DataType) -> NewFieldType {
     }
 }
 
+/// `x` as an integer property of `dtype`, converted as a raster band of `dtype` is
+/// (rounded half away from zero, saturated); counts it in `clamped` when out of range.
+fn integer_value(x: f64, dtype: DataType, clamped: &mut u64) -> i64 {
+    // Every integer field type is an integer DataType; a float one never gets here.
+    let (v, c) = ee_raster_io::pixel::to_integer(x, dtype).unwrap_or((x as i64, false));
+    *clamped += c as u64;
+    v
+}
+
 /// One answer's outputs as new field values; `lengths` holds each array output's length
-/// (set by the first answer, checked against the others).
+/// (set by the first answer, checked against the others); integer values changed beyond
+/// rounding are counted in `clamped`.
 fn answer_values(
     answer: &Instance,
     outputs: &[OutputBandSpec],
     lengths: &mut [Option<usize>],
     label: &str,
+    clamped: &mut u64,
 ) -> Result<Vec<NewValue>> {
     let single = outputs.len() == 1 && answer.len() == 1;
     let mut row = Vec::with_capacity(outputs.len());
@@ -263,7 +278,7 @@ fn answer_values(
                     )));
                 };
                 if integer {
-                    NewValue::Integer(*x as i64)
+                    NewValue::Integer(integer_value(*x, out.dtype, clamped))
                 } else {
                     NewValue::Real(*x)
                 }
@@ -286,7 +301,11 @@ fn answer_values(
                     _ => lengths[k] = Some(xs.len()),
                 }
                 if integer {
-                    NewValue::Integers(xs.iter().map(|&x| x as i64).collect())
+                    NewValue::Integers(
+                        xs.iter()
+                            .map(|&x| integer_value(x, out.dtype, clamped))
+                            .collect(),
+                    )
                 } else {
                     NewValue::Reals(xs)
                 }
@@ -464,8 +483,15 @@ pub(crate) async fn predict_properties(
     let outputs = &spec.output_properties;
     let mut lengths: Vec<Option<usize>> = vec![None; outputs.len()];
     let mut values: Vec<Vec<NewValue>> = vec![vec![NewValue::Null; outputs.len()]; rows.len()];
+    let mut clamped = 0u64;
     for ((answer, &row), label) in answers.iter().zip(&predicted_rows).zip(&labels) {
-        values[row] = answer_values(answer, outputs, &mut lengths, label)?;
+        values[row] = answer_values(answer, outputs, &mut lengths, label, &mut clamped)?;
+    }
+    if clamped > 0 {
+        tracing::warn!(
+            clamped,
+            "{clamped} integer output values were outside their declared type (or NaN) and were clamped to it"
+        );
     }
     let new_fields: Vec<NewField> = outputs
         .iter()
@@ -507,6 +533,7 @@ pub(crate) async fn predict_properties(
             Runner::Remote(c) => Some(c.metrics()),
             Runner::Local { .. } => None,
         },
+        clamped,
     })
 }
 
@@ -665,6 +692,7 @@ mod tests {
             name: name.into(),
             dtype,
             dims,
+            nodata: None,
         }
     }
 
@@ -680,7 +708,7 @@ mod tests {
             .with("s", Tensor::from_vec(&[1], vec![2.0f32]).unwrap())
             .with("k", Tensor::from_vec(&[], vec![3i64]).unwrap());
         let mut lengths = vec![None; 3];
-        let row = answer_values(&answer, &outputs, &mut lengths, "feature 0").unwrap();
+        let row = answer_values(&answer, &outputs, &mut lengths, "feature 0", &mut 0).unwrap();
         assert_eq!(
             row,
             vec![
@@ -693,7 +721,7 @@ mod tests {
         let longer = answer
             .clone()
             .with("w", Tensor::from_vec(&[3], vec![0.5f32, 1.5, 2.0]).unwrap());
-        let err = answer_values(&longer, &outputs, &mut lengths, "feature 1")
+        let err = answer_values(&longer, &outputs, &mut lengths, "feature 1", &mut 0)
             .unwrap_err()
             .to_string();
         assert!(
@@ -703,13 +731,13 @@ mod tests {
         let wide = answer
             .clone()
             .with("s", Tensor::from_vec(&[2], vec![1.0f32, 2.0]).unwrap());
-        let err = answer_values(&wide, &outputs, &mut lengths, "feature 2")
+        let err = answer_values(&wide, &outputs, &mut lengths, "feature 2", &mut 0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("declared a number (dimensions 0)"), "{err}");
         let mut partial = answer.clone();
         partial.take("k");
-        let err = answer_values(&partial, &outputs, &mut lengths, "feature 3")
+        let err = answer_values(&partial, &outputs, &mut lengths, "feature 3", &mut 0)
             .unwrap_err()
             .to_string();
         assert!(
@@ -720,9 +748,43 @@ mod tests {
         let one = vec![out("p", DataType::Float64, BandDims::Scalar)];
         let bare = Instance::new().with("output", Tensor::from_vec(&[], vec![0.25f64]).unwrap());
         assert_eq!(
-            answer_values(&bare, &one, &mut [None], "feature 4").unwrap(),
+            answer_values(&bare, &one, &mut [None], "feature 4", &mut 0).unwrap(),
             vec![NewValue::Real(0.25)]
         );
+    }
+
+    #[test]
+    fn integer_properties_round_as_rasters_do() {
+        // The rasters' conversion (ee_raster_io::pixel::FromF64): half away from zero,
+        // saturated at the declared type.
+        let outputs = vec![
+            out("k", DataType::Int64, BandDims::Scalar),
+            out("c", DataType::Uint8, BandDims::Vector),
+        ];
+        let answer = Instance::new()
+            .with("k", Tensor::from_vec(&[], vec![2.6f32]).unwrap())
+            .with(
+                "c",
+                Tensor::from_vec(&[4], vec![2.5f64, -2.6, 300.0, 254.6]).unwrap(),
+            );
+        let mut clamped = 0;
+        let row = answer_values(
+            &answer,
+            &outputs,
+            &mut [None, None],
+            "feature 0",
+            &mut clamped,
+        )
+        .unwrap();
+        assert_eq!(
+            row,
+            vec![
+                NewValue::Integer(3),
+                NewValue::Integers(vec![3, 0, 255, 255])
+            ]
+        );
+        // -2.6 (below 0) and 300 (above 255) were clamped; 254.6 rounds to 255.
+        assert_eq!(clamped, 2);
     }
 
     #[test]

@@ -41,9 +41,19 @@ fn good_input() -> PathBuf {
     input
 }
 
+/// Whether `line` is the job's plan (`N tiles (M to predict) in ...`).
+fn is_plan(line: &str) -> bool {
+    line.contains(" tiles (") && line.contains(" to predict)")
+}
+
 /// Runs `ee-model predict` and checks the failure: non-zero exit, one line on stderr that
 /// contains every one of `expect` (case-insensitive), no output file. Returns the line.
 fn fails(name: &str, spec: &Path, input: &Path, expect: &[&str]) -> String {
+    fails_with(name, spec, input, &[], expect)
+}
+
+/// [`fails`] with more arguments after the usual ones.
+fn fails_with(name: &str, spec: &Path, input: &Path, args: &[&str], expect: &[&str]) -> String {
     let output = scratch(&format!("{name}_out.tif"));
     let run = Command::new(env!("CARGO_BIN_EXE_ee-model"))
         .arg("predict")
@@ -53,6 +63,7 @@ fn fails(name: &str, spec: &Path, input: &Path, expect: &[&str]) -> String {
         .arg(input)
         .arg("--output")
         .arg(&output)
+        .args(args)
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
@@ -65,7 +76,12 @@ fn fails(name: &str, spec: &Path, input: &Path, expect: &[&str]) -> String {
         run.status
     );
     assert!(!stderr.contains("panicked"), "{name}: panic:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The plan ("N tiles (M to predict) in K requests...") comes before any read, so a bad
+    // raster found while reading follows it; the error is the one other line.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !is_plan(l))
+        .collect();
     assert_eq!(lines.len(), 1, "{name}: not one line:\n{stderr}");
     let line = lines[0].to_string();
     let lower = line.to_lowercase();
@@ -228,5 +244,85 @@ fn missing_input_file_is_named() {
         &s,
         &scratch("no_such_input.tif"),
         &["no_such_input.tif"],
+    );
+}
+
+#[test]
+fn spec_numbers_out_of_range_are_named_with_the_value_and_the_range() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "timeout_huge",
+            format!(r#"{}, "requestTimeoutSeconds": 1e20"#, good_fields()),
+            &[
+                "requestTimeoutSeconds: 1e20 is out of range",
+                "0.001 to 86400 seconds",
+            ],
+        ),
+        (
+            "timeout_negative",
+            format!(r#"{}, "requestTimeoutSeconds": -1"#, good_fields()),
+            &["requestTimeoutSeconds: -1 is out of range"],
+        ),
+        (
+            "dimensions_fraction",
+            format!(
+                r#"{BANDS}, "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float", "dimensions": 1.5}}}}"#
+            ),
+            &["outputBands.output.dimensions: 1.5 is not a whole number"],
+        ),
+        (
+            "tile_huge",
+            format!(r#"{BANDS}, "inputTileSize": [100000000, 100000000], {OUTPUT}"#),
+            &[
+                "inputTileSize[0]: 100000000 is out of range",
+                "1048576 pixels",
+            ],
+        ),
+        (
+            // 40000 x 40000 pixels x 3 bands x 4 bytes: 19.2 GB per tile.
+            "tile_bytes",
+            format!(r#"{BANDS}, "inputTileSize": [40000, 40000], {OUTPUT}"#),
+            &[
+                "inputTileSize [40000, 40000]",
+                "19200000000 bytes",
+                "2147483648 bytes",
+            ],
+        ),
+        (
+            "nodata_uint8",
+            format!(
+                r#"{BANDS}, "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "uint8", "dimensions": 1, "nodata": 256}}}}"#
+            ),
+            &[
+                "outputBands.output.nodata: 256 does not fit uint8",
+                "0 to 255",
+            ],
+        ),
+        (
+            "batch_zero",
+            format!(r#"{}, "maxConcurrency": 0"#, good_fields()),
+            &["maxConcurrency: 0 is out of range (1 to 4096 requests)"],
+        ),
+    ];
+    for (name, fields, expect) in cases {
+        let s = spec(name, fields);
+        fails(name, &s, &good_input(), expect);
+    }
+}
+
+#[test]
+fn a_nodata_flag_that_does_not_fit_the_output_type_is_refused() {
+    let s = spec(
+        "nodata_flag",
+        &format!(
+            r#"{BANDS}, "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "uint8", "dimensions": 1}}}}"#
+        ),
+    );
+    fails_with(
+        "nodata_flag",
+        &s,
+        &good_input(),
+        &["--nodata", "-1"],
+        &["--nodata -1 does not fit outputBands.output (uint8: 0 to 255"],
     );
 }

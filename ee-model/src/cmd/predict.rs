@@ -72,6 +72,11 @@ pub struct PredictArgs {
     /// Value sent for pixels outside the raster or masked.
     #[arg(long, default_value_t = 0.0)]
     fill: f64,
+    /// Nodata of every output band (masked pixels are written as it), overriding the spec's
+    /// `nodata`; it must fit every band's type. Default: the spec's, else NaN for float
+    /// outputs and the type's maximum for integer outputs.
+    #[arg(long, allow_negative_numbers = true)]
+    nodata: Option<f64>,
     /// Predict only this pixel window of the input: X,Y,WIDTH,HEIGHT (tiles start at X,Y).
     #[arg(long, value_parser = parse_region)]
     region: Option<Window>,
@@ -139,10 +144,14 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
         max_requests,
         resampling,
         fill,
+        nodata,
         region,
         shard,
     } = args;
-    let spec = ModelSpec::from_file(&spec).map_err(|e| e.to_string())?;
+    let mut spec = ModelSpec::from_file(&spec).map_err(|e| e.to_string())?;
+    if let Some(v) = nodata {
+        spec = spec.with_nodata(v).map_err(|e| e.to_string())?;
+    }
     let model = Model::new(spec).map_err(|e| e.to_string())?;
     let bar = Arc::new(Mutex::new(None::<indicatif::ProgressBar>));
     let tty = std::io::stderr().is_terminal();

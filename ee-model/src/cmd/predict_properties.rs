@@ -72,6 +72,12 @@ pub async fn run(verbose: u8, args: PredictPropertiesArgs) -> Result<(), String>
     if let Some(m) = &report.metrics {
         println!("requests: {m}");
     }
+    if report.clamped > 0 {
+        eprintln!(
+            "ee-model: {} integer output values were outside their declared type (or NaN) and were clamped to it",
+            report.clamped
+        );
+    }
     for reason in &report.skipped_reasons {
         eprintln!("ee-model: skipped {reason}");
     }
