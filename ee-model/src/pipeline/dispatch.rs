@@ -236,10 +236,16 @@ async fn predict_batch<P: Pixel>(
                 .iter()
                 .map(|w| format!("tile {}", w.tile.index))
                 .collect();
-            client
-                .predict(&instances, &labels)
-                .await
-                .map_err(Error::from)
+            // A batch sized from the plan's sample may be too large for the budget once the
+            // values are known (the text formats); the client's planner splits it.
+            let mut answers = Vec::with_capacity(instances.len());
+            for range in client.plan(&instances, &labels)? {
+                let part = client
+                    .predict(&instances[range.clone()], &labels[range])
+                    .await?;
+                answers.extend(part);
+            }
+            Ok(answers)
         }
     }?;
     StageClock::add(&clock.predict, started);

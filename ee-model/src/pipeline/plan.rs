@@ -29,8 +29,8 @@ pub struct JobPlan {
     pub to_send: usize,
     /// Requests (model runs, for a local model) needed.
     pub requests: usize,
-    /// Approximate request bytes (0 for a local model): an upper bound for the text payload
-    /// formats, whose size depends on the values.
+    /// Approximate request bytes (0 for a local model): exact for the binary payload formats,
+    /// a lower bound for the text ones, whose size depends on the values (so is `requests`).
     pub bytes: u64,
     /// True when "requests" are local model runs.
     pub local: bool,
@@ -154,35 +154,14 @@ pub(crate) fn tile_bytes(grid: &TileGrid, stack_bands: usize, plans: &[InputPlan
 }
 
 /// A tile's instance as it will be sent, built without reading anything: each input's tensor
-/// of the tile's window shape, filled with the value whose text is widest for its type, so
-/// the size of a request built from it bounds the real ones for the text payload formats
-/// (and equals them for the binary ones).
-pub(crate) fn widest_instance(grid: &TileGrid, plans: &[InputPlan]) -> Instance {
-    let size = grid.tile_size();
-    let margins = grid.overlap().margins();
-    let (w, h) = (
-        size.width + margins.left + margins.right,
-        size.height + margins.top + margins.bottom,
-    );
+/// of the tile's window shape and type, holding zeros. The size of a request built from it is
+/// exact for the binary payload formats and a lower bound for the text ones (whose numbers
+/// take more characters than a zero); the dispatcher splits a batch that turns out larger
+/// than the payload budget.
+pub(crate) fn sample_instance(grid: &TileGrid, plans: &[InputPlan]) -> Instance {
     let mut instance = Instance::new();
-    for p in plans {
-        let mut t = Tensor::zeros(p.dtype, &[h, w, p.positions.len()]);
-        match &mut t {
-            Tensor::F32(a) => a.fill(-1.175_494_4e-38),
-            Tensor::F64(a) => a.fill(-2.225_073_858_507_201_4e-308),
-            Tensor::F16(a) => a.fill(half::f16::from_f32(-6.1035e-5)),
-            Tensor::I8(a) => a.fill(i8::MIN),
-            Tensor::I16(a) => a.fill(i16::MIN),
-            Tensor::I32(a) => a.fill(i32::MIN),
-            Tensor::I64(a) => a.fill(i64::MIN),
-            Tensor::U8(a) => a.fill(u8::MAX),
-            Tensor::U16(a) => a.fill(u16::MAX),
-            Tensor::U32(a) => a.fill(u32::MAX),
-            Tensor::U64(a) => a.fill(u64::MAX),
-            Tensor::Bool(a) => a.fill(false),
-            Tensor::String(_) => {}
-        }
-        instance.push(p.name.clone(), t);
+    for d in input_descriptions(grid, plans) {
+        instance.push(d.name, Tensor::zeros(d.dtype, &d.shape));
     }
     instance
 }
@@ -216,7 +195,7 @@ pub(crate) fn per_request(
         Runner::Remote(client) => {
             // One tile alone (an error says so if it cannot fit), then as many tiles of its
             // size as the client's planner would put in one request, at most 64.
-            let sample = widest_instance(grid, plans);
+            let sample = sample_instance(grid, plans);
             let one = std::slice::from_ref(&sample);
             let first = grid.tile_number(0).map(|t| t.index.to_string());
             client.plan(one, &[first.unwrap_or_default()])?;
