@@ -12,7 +12,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{f32s, python, read_band, tmp, Raster, TRANSFORM};
+use common::{f32s, read_band, tmp, Raster, TRANSFORM};
+use ee_fuzzkit::interop_python;
 use ee_patches::{
     export_image, export_training, import_predictions, ExportOptions, ExportReport, ImportOptions,
     LabelSource, Mixer, TrainingOptions,
@@ -63,7 +64,9 @@ fn vec_k(k: usize, x: i64, y: i64) -> f32 {
 
 #[test]
 fn tensorflow_reads_our_records_and_we_read_its() {
-    let Some(python) = python() else { return };
+    let Some(python) = interop_python() else {
+        return;
+    };
     let dir = tmp("tf");
     let r1 = Raster::new(37, 23, &["B1", "B2", "B3"], |x, y| {
         (x * 3 + y * 7) % 13 == 0

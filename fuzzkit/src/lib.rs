@@ -1,4 +1,5 @@
-//! Test-only helpers for fuzzing the workspace's decoders (not published).
+//! Test-only helpers shared by the workspace's tests (not published): fuzzing the decoders,
+//! and finding the Python the interop tests run.
 //!
 //! - [`Counting`]: a global allocator that counts, per thread, the bytes allocated, and
 //!   [`allocated_by`] to measure a closure, so a test can bound what a decoder allocates for
@@ -7,11 +8,18 @@
 //!   (bit flips, truncation, inserted and deleted bytes, forged 8-byte words, JSON
 //!   punctuation) or give random bytes.
 //!
+//! - [`interop_python`]: the interop Python (`EE_INTEROP_PYTHON`, else `target/py`), or a
+//!   skip, or a failure when `EE_REQUIRE_INTEROP` is set.
+//!
 //! A test binary installs the allocator with
 //! `#[global_allocator] static GLOBAL: ee_fuzzkit::Counting = ee_fuzzkit::Counting;`.
 
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
+
+mod interop;
+
+pub use interop::interop_python;
 
 use proptest::prelude::*;
 use proptest::sample::Index;

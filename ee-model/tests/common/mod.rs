@@ -73,26 +73,8 @@ pub fn read_band(path: &Path, band: usize) -> (Vec<f32>, usize, usize, Option<f6
     )
 }
 
-/// The interop Python (`EE_INTEROP_PYTHON`, else the `target/py` venv `cargo xtask test`
-/// makes). `None` means skip the test, after checking `EE_REQUIRE_INTEROP` is not set (under
-/// `cargo xtask test` a missing Python is a failure, not a skip).
-pub fn interop_python() -> Option<PathBuf> {
-    let found = match std::env::var_os("EE_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-            venv.exists().then_some(venv)
-        }
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
-            "EE_REQUIRE_INTEROP is set but no interop Python was found"
-        );
-        eprintln!("skipping: no interop Python (run `cargo xtask test`)");
-    }
-    found
-}
+/// The interop Python, or a skip (the workspace's one lookup, in `ee-fuzzkit`).
+pub use ee_fuzzkit::interop_python;
 
 /// A child process killed (and reaped) when dropped.
 pub struct ChildGuard(pub std::process::Child);

@@ -1,5 +1,5 @@
-//! Shared by the integration tests: test rasters made with GDAL in temp dirs, the values an
-//! export must hold, and the interop Python.
+//! Shared by the integration tests: test rasters made with GDAL in temp dirs and the values
+//! an export must hold (the interop Python is `ee_fuzzkit::interop_python`).
 
 #![allow(dead_code)]
 
@@ -119,26 +119,6 @@ impl Raster {
         }
         out
     }
-}
-
-/// The interop Python: `EE_INTEROP_PYTHON`, else the workspace's `target/py`; `None` (the
-/// test skips) only when `EE_REQUIRE_INTEROP` is unset.
-pub fn python() -> Option<PathBuf> {
-    let found = match std::env::var_os("EE_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-            venv.exists().then_some(venv)
-        }
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var_os("EE_REQUIRE_INTEROP").is_none(),
-            "EE_REQUIRE_INTEROP is set but no interop Python was found"
-        );
-        eprintln!("skipping: no interop Python (run `cargo xtask test`)");
-    }
-    found
 }
 
 /// Reads little-endian f32s.
