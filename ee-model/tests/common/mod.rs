@@ -73,7 +73,9 @@ pub fn read_band(path: &Path, band: usize) -> (Vec<f32>, usize, usize, Option<f6
     )
 }
 
-/// The interop Python, or a skip (the workspace's one lookup, in `ee-fuzzkit`).
+/// The interop Python, or a skip (the workspace's one lookup, in `ee-fuzzkit`); not every
+/// test binary that includes this module asks for it.
+#[allow(unused_imports)]
 pub use ee_fuzzkit::interop_python;
 
 /// A child process killed (and reaped) when dropped.
