@@ -137,6 +137,19 @@ pub struct OutputBandSpec {
     pub nodata: Option<f64>,
 }
 
+impl OutputBandSpec {
+    /// The nodata of each GeoTIFF band for `ee_raster_io::WriteOptions::band_nodata`: each
+    /// of `bands`' nodata, repeated over its `planes` (as many planes per band as the answers
+    /// carry: an array band's `name_0, name_1...`).
+    pub fn plane_nodata(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<Option<f64>> {
+        bands
+            .iter()
+            .zip(planes)
+            .flat_map(|(b, &n)| std::iter::repeat_n(b.nodata, n))
+            .collect()
+    }
+}
+
 /// A model input: a name and the raster bands stacked into it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputBandSpec {
@@ -904,15 +917,10 @@ impl ModelSpec {
         Ok(self)
     }
 
-    /// The nodata of each GeoTIFF band for `ee_raster_io::WriteOptions::band_nodata`: each
-    /// output band's, repeated over its `planes` (as many planes per band as the answers
-    /// carry; an array band's `name_0, name_1...`).
+    /// The nodata of each GeoTIFF band for `ee_raster_io::WriteOptions::band_nodata`:
+    /// [`OutputBandSpec::plane_nodata`] of the output bands.
     pub fn band_nodata(&self, planes: &[usize]) -> Vec<Option<f64>> {
-        self.output_bands
-            .iter()
-            .zip(planes)
-            .flat_map(|(b, &n)| std::iter::repeat_n(b.nodata, n))
-            .collect()
+        OutputBandSpec::plane_nodata(&self.output_bands, planes)
     }
 
     /// The hosted predictor's client configuration (not for `local`).
@@ -1232,6 +1240,7 @@ mod tests {
         );
         assert!(err.contains("one nodata value"), "{err}");
         // `--nodata` overrides every band, checked against each.
+        assert_eq!(s.band_nodata(&[1, 3]), vec![Some(0.0), None, None, None]);
         let all = s.clone().with_nodata(7.0).unwrap();
         assert!(all.output_bands.iter().all(|b| b.nodata == Some(7.0)));
         let err = s.with_nodata(-1.0).unwrap_err().to_string();
