@@ -264,6 +264,118 @@ async fn the_zoom_out_guard_refuses_with_figures() {
     assert!(!scratch("guard_out.tif").exists());
 }
 
+/// Integer outputs: a real 255 in a uint8 band whose nodata is 0 reads back as 255, the
+/// values the type cannot hold are counted in the report (saturated, not silently), and the
+/// band's nodata is written where the input is masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_outputs_keep_their_values_and_count_what_was_clamped() {
+    let input = scratch("int_in.tif");
+    make_input(&input, 50, 40, Some((5, 5, 15, 10)));
+    let spec = |nodata: &str| {
+        ModelSpec::from_json(&format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B2"]}},
+                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "byte"{nodata}}}}}}}"#,
+            models().join("identity.onnx").display()
+        ))
+        .unwrap()
+    };
+    let output = scratch("int_out.tif");
+    let report = run(
+        spec(r#", "nodata": 0"#),
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    // B2 holds values in about [-4, 4]: the negative ones that round below 0 saturate at 0.
+    let (b2, ..) = read_band(&input, 2);
+    let valid = |v: f32| v != -9999.0;
+    let clamped = b2
+        .iter()
+        .filter(|&&v| valid(v) && (v as f64).round() < 0.0)
+        .count();
+    let zeros = b2
+        .iter()
+        .filter(|&&v| valid(v) && (v as f64).round() == 0.0)
+        .count();
+    assert!(clamped > 100, "the input has values below the type's range");
+    assert_eq!(report.written.clamped, clamped as u64);
+    assert_eq!(
+        report.written.nodata_collisions,
+        (clamped + zeros) as u64,
+        "valid values written as 0, the nodata value"
+    );
+    let (out, _, _, nodata) = read_band(&output, 1);
+    assert_eq!(nodata, Some(0.0));
+    for (i, (&o, &v)) in out.iter().zip(&b2).enumerate() {
+        let want = if valid(v) {
+            (v as f64).round().clamp(0.0, 255.0) as f32
+        } else {
+            0.0
+        };
+        assert_eq!(o, want, "pixel {i}: input {v}");
+    }
+    // With the default nodata (255 for a byte band) nothing valid collides with it here.
+    let report = run(
+        spec(""),
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    assert_eq!(read_band(&output, 1).3, Some(255.0));
+    assert_eq!(report.written.nodata_collisions, 0);
+}
+
+/// The case the guard exists for: a `proj.scale` typo under `fixInputProj` (0.001 m where 10 m
+/// was meant) asks for about 5e8 tiles. It is refused with its figures by the command, run
+/// with its address space capped at 3 GiB: the guard works from the grid's arithmetic, where
+/// a list of the tiles (or a flag per tile) would not fit.
+#[test]
+fn a_scale_typo_is_refused_in_constant_memory() {
+    let input = scratch("typo_in.tif");
+    make_input(&input, 40, 30, None);
+    let spec = scratch("typo_spec.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1"]}},
+                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}},
+                "proj": {{"crs": "EPSG:32633", "scale": [0.001, 0.001]}}, "fixInputProj": true}}"#,
+            models().join("identity.onnx").display()
+        ),
+    )
+    .unwrap();
+    let output = scratch("typo_out.tif");
+    let run = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 3145728 && exec "$@""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_ee-model"))
+        .args(["predict", "--spec"])
+        .arg(&spec)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "a clean refusal, not a crash: {err}"
+    );
+    assert!(
+        err.contains("refusing to send")
+            && err.contains("468750000 tiles")
+            && err.contains("400000 x 300000 output"),
+        "{err}"
+    );
+    assert!(!output.exists());
+    assert!(!ee_model::journal::journal_path(&output).exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_with_serialized_tf_tensors() {
     use axum::body::Bytes;
@@ -532,7 +644,10 @@ fn killed_and_resumed_runs_give_identical_files() {
         output.as_os_str(),
     ];
     let run = cli(&args).output().unwrap();
-    assert!(!run.status.success(), "the output could not be put into place");
+    assert!(
+        !run.status.success(),
+        "the output could not be put into place"
+    );
     std::fs::remove_dir_all(&output).unwrap();
     assert!(
         ee_model::journal::journal_path(&output).exists(),
@@ -555,7 +670,11 @@ fn killed_and_resumed_runs_give_identical_files() {
     let run = cli(&[&args[..], &["--resume".as_ref()]].concat())
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(
         std::fs::read(&output).unwrap() == std::fs::read(&reference).unwrap(),
         "a job resumed from a journal of every tile gives the reference's bytes"

@@ -217,6 +217,9 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
     if let Some(m) = &report.metrics {
         println!("requests: {m}");
     }
+    if report.written.clamped > 0 || report.written.nodata_collisions > 0 {
+        println!("output type: {}", report.written);
+    }
     if cli_verbose > 0 {
         let st = report.stages;
         eprintln!(

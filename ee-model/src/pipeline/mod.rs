@@ -31,7 +31,7 @@ use crate::spec::ModelSpec;
 use crate::{Error, Result};
 use ee_runtime::LocalModel;
 
-pub use plan::{JobPlan, MAX_TILE_BYTES};
+pub use plan::JobPlan;
 
 /// Bytes per pixel and band of a window as read (f64 planes).
 const WINDOW_PIXEL_BYTES: usize = 8;
@@ -160,6 +160,9 @@ pub struct Report {
     pub quicklook: Option<PathBuf>,
     /// Busy time per stage.
     pub stages: StageTimes,
+    /// What converting the answers to the output type changed: values clamped to its range,
+    /// valid values equal to the nodata value (they read back as masked).
+    pub written: ee_raster_io::WriteStats,
 }
 
 /// Where predictions are computed.
@@ -249,7 +252,10 @@ async fn predict_image_as<P: Pixel>(
     }
     if let Runner::Remote(client) = runner {
         // A server that can describe the model is asked once, before any tile is read.
-        match client.check_inputs(&plan::input_descriptions(&grid, &plans)).await? {
+        match client
+            .check_inputs(&plan::input_descriptions(&grid, &plans))
+            .await?
+        {
             ModelCheck::Matches { .. } => {
                 tracing::info!("the server's description of the model matches the inputs")
             }
@@ -340,7 +346,7 @@ async fn predict_image_as<P: Pixel>(
         let _ = to_writer.send(writer::ToWriter::Fail(e));
     }
     drop(to_writer);
-    let (names, journal) = writer
+    let (names, write_stats, journal) = writer
         .join()
         .map_err(|_| Error::Worker("writer thread (it panicked)".into()))?
         .inspect_err(|_| {
@@ -348,6 +354,9 @@ async fn predict_image_as<P: Pixel>(
             let _ = std::fs::remove_file(ee_raster_io::partial_path(output));
         })?;
     journal.remove()?;
+    if write_stats.clamped > 0 || write_stats.nodata_collisions > 0 {
+        tracing::warn!("{}: {write_stats}", output.display());
+    }
     let quicklook = match &options.quicklook {
         Some((png, bands)) => {
             let (png, bands, out) = (png.clone(), bands.clone(), output.to_path_buf());
@@ -372,6 +381,7 @@ async fn predict_image_as<P: Pixel>(
         },
         quicklook,
         stages: clock.times(),
+        written: write_stats,
     })
 }
 

@@ -11,14 +11,8 @@ use ee_tiling::{RasterSize, Shard, TileGrid, Window};
 
 use super::inputs::{resolve_inputs, InputPlan};
 use super::{Runner, WINDOW_PIXEL_BYTES};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, MAX_TILE_BYTES};
 use crate::{Error, Result};
-
-/// The most memory one tile may need while it is read and sent (its window as read, the
-/// tensors built from it), 1 GiB. A job holds a few batches of tiles at once, so a tile
-/// larger than this is a spec mistake (an `inputTileSize` typo), refused before anything is
-/// read.
-pub const MAX_TILE_BYTES: u64 = 1 << 30;
 
 /// What a job will send, reported before sending (and used by the zoom-out guard).
 #[derive(Clone, Debug, PartialEq)]
@@ -127,9 +121,10 @@ pub(crate) fn checked_region(region: Window, size: RasterSize) -> Result<Window>
     }
 }
 
-/// The bytes one tile needs while it is read and sent: its window as read (every stack band
-/// as f64) plus each input's tensor. An error when that passes [`MAX_TILE_BYTES`] (or
-/// overflows), naming the tile size and the bytes.
+/// The bytes one tile needs while it is read and sent: its window as read (every band of the
+/// stack as f64) plus each input's tensor. An error when that passes the spec's
+/// [`MAX_TILE_BYTES`], naming the tile size and the bytes: the spec checked the bands it
+/// names, this checks the bands the rasters actually have, before anything is read.
 pub(crate) fn tile_bytes(grid: &TileGrid, stack_bands: usize, plans: &[InputPlan]) -> Result<u64> {
     let size = grid.tile_size();
     let margins = grid.overlap().margins();

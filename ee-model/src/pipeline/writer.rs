@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use ee_raster_io::{GeoTiffWriter, SamplingGrid, WriteOptions};
+use ee_raster_io::{GeoTiffWriter, SamplingGrid, WriteOptions, WriteStats};
 use ee_tiling::{Assembler, MergeMode, Pixel, TileAnswer, TileGrid};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
@@ -48,14 +48,17 @@ pub(crate) struct WriterJob<P> {
     pub clock: Arc<StageClock>,
 }
 
-/// Starts the writer thread; its result is the output band names and the journal (to be
-/// removed once everything else succeeded).
+/// What the writer thread gives back: the output band names, what converting to the output
+/// type changed, and the journal (to be removed once everything else succeeded).
+pub(crate) type Written = (Vec<String>, WriteStats, Journal);
+
+/// Starts the writer thread.
 pub(crate) fn spawn<P: Pixel>(
     job: WriterJob<P>,
 ) -> Result<(
     mpsc::Sender<ToWriter<P>>,
     WriterFailed,
-    std::thread::JoinHandle<Result<(Vec<String>, Journal)>>,
+    std::thread::JoinHandle<Result<Written>>,
 )> {
     let (tx, rx) = mpsc::channel::<ToWriter<P>>();
     let (failed_tx, failed_rx) = watch::channel(false);
@@ -77,7 +80,7 @@ fn write_loop<P: Pixel>(
     job: WriterJob<P>,
     rx: mpsc::Receiver<ToWriter<P>>,
     failed: &watch::Sender<bool>,
-) -> Result<(Vec<String>, Journal)> {
+) -> Result<Written> {
     let WriterJob {
         output,
         grid,
@@ -107,6 +110,10 @@ fn write_loop<P: Pixel>(
             // Finished rows go to the writer 64 at a time: a 40000-pixel-wide tile row
             // would otherwise be one block of hundreds of MB.
             let assembler = Assembler::new(grid, merge, names.len())?.with_max_block_rows(64);
+            let options = WriteOptions {
+                band_nodata: OutputBandSpec::plane_nodata(&bands, planes),
+                ..options.clone()
+            };
             let writer = GeoTiffWriter::create(
                 &output,
                 grid.output_size(),
@@ -143,7 +150,7 @@ fn write_loop<P: Pixel>(
         }
         Ok(())
     };
-    let mut take_all = || -> Result<()> {
+    let take_all = || -> Result<()> {
         if !replay.is_empty() {
             let layout = replay_layout.ok_or_else(|| {
                 Error::Resume("the journal holds tiles but not the output bands' layout".into())
@@ -173,10 +180,11 @@ fn write_loop<P: Pixel>(
         ));
     };
     assembler.finish()?;
+    let stats = writer.stats();
     writer.finish()?;
     let names = band_names(&bands, &planes)
         .into_iter()
         .map(|b| b.name)
         .collect();
-    Ok((names, journal))
+    Ok((names, stats, journal))
 }
