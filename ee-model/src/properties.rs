@@ -250,9 +250,9 @@ fn answer_values(
                 .iter()
                 .next()
                 .map(|(_, t)| t)
-                .ok_or_else(|| Error::Spec(format!("the answer for {label} is empty")))?,
+                .ok_or_else(|| Error::Answer(format!("the answer for {label} is empty")))?,
             None => {
-                return Err(Error::Spec(format!(
+                return Err(Error::Answer(format!(
                     "outputProperties.{}: the model's answer for {label} has no such output (it has: {})",
                     out.name,
                     answer.names().collect::<Vec<_>>().join(", ")
@@ -260,7 +260,7 @@ fn answer_values(
             }
         };
         let values = tensor.to_f64().ok_or_else(|| {
-            Error::Spec(format!(
+            Error::Answer(format!(
                 "outputProperties.{}: the answer for {label} is {}, not numbers",
                 out.name,
                 tensor.dtype()
@@ -272,7 +272,7 @@ fn answer_values(
         let value = match out.dims {
             BandDims::Scalar => {
                 let [x] = xs.as_slice() else {
-                    return Err(Error::Spec(format!(
+                    return Err(Error::Answer(format!(
                         "outputProperties.{} is declared a number (dimensions 0) but the answer for {label} has shape {shape:?}",
                         out.name
                     )));
@@ -285,14 +285,14 @@ fn answer_values(
             }
             _ => {
                 if shape.len() > 1 {
-                    return Err(Error::Spec(format!(
+                    return Err(Error::Answer(format!(
                         "outputProperties.{} is declared an array (dimensions 1) but the answer for {label} has shape {shape:?}",
                         out.name
                     )));
                 }
                 match lengths[k] {
                     Some(n) if n != xs.len() => {
-                        return Err(Error::Spec(format!(
+                        return Err(Error::Answer(format!(
                             "outputProperties.{}: the answer for {label} has {} values, earlier answers {n}",
                             out.name,
                             xs.len()
@@ -361,7 +361,7 @@ async fn run_model(
                 let got = result?;
                 let want = ranges[n].len();
                 if got.len() != want {
-                    return Err(Error::Spec(format!(
+                    return Err(Error::Answer(format!(
                         "the model answered {} predictions for {want} features ({} and on)",
                         got.len(),
                         labels[ranges[n].start]
@@ -473,7 +473,7 @@ pub(crate) async fn predict_properties(
     let predicted = instances.len();
     let (answers, requests) = run_model(runner, spec, instances, labels.clone()).await?;
     if answers.len() != predicted {
-        return Err(Error::Spec(format!(
+        return Err(Error::Answer(format!(
             "the model answered {} predictions for {predicted} features",
             answers.len()
         )));

@@ -138,3 +138,53 @@ pub(crate) fn band_names(bands: &[OutputBandSpec], planes: &[usize]) -> Vec<Outp
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ee_tensor_proto::DataType;
+    use ee_tiling::{Overlap, RasterSize, TileSize};
+
+    #[test]
+    fn answers_that_do_not_fit_are_the_models_fault_named_with_the_tile() {
+        let grid = TileGrid::new(
+            RasterSize::new(8, 8).window(),
+            TileSize::new(4, 4).unwrap(),
+            Overlap::default(),
+            TileSize::new(4, 4).unwrap(),
+        )
+        .unwrap();
+        let work = TileWork {
+            tile: grid.tile_number(1).unwrap(),
+            instance: Instance::new(),
+            valid: ndarray::Array2::from_elem((4, 4), true),
+        };
+        let band = |name: &str| OutputBandSpec {
+            name: name.into(),
+            dtype: DataType::Float32,
+            dims: BandDims::Scalar,
+            nodata: None,
+        };
+        let bands = [band("a"), band("b")];
+        let answer = Instance::new().with("a", Tensor::zeros(DataType::Float32, &[4, 4]));
+        let err = to_answer::<f32>(answer, &work, &grid, &bands, MergeMode::Crop)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("model answer: tile (col 1, row 0)") && err.contains("no output \"b\""),
+            "{err}"
+        );
+        let strings = Instance::new()
+            .with(
+                "a",
+                Tensor::from_strings(&[1], vec![b"x".to_vec()]).unwrap(),
+            )
+            .with("b", Tensor::zeros(DataType::Float32, &[4, 4]));
+        let err = to_answer::<f32>(strings, &work, &grid, &bands, MergeMode::Crop)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("model answer: tile"), "{err}");
+    }
+}

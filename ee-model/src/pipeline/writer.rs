@@ -52,14 +52,15 @@ pub(crate) struct WriterJob<P> {
 /// type changed, and the journal (to be removed once everything else succeeded).
 pub(crate) type Written = (Vec<String>, WriteStats, Journal);
 
-/// Starts the writer thread.
-pub(crate) fn spawn<P: Pixel>(
-    job: WriterJob<P>,
-) -> Result<(
+/// The running writer: where answers go, the flag it raises when it fails, the thread.
+pub(crate) type Running<P> = (
     mpsc::Sender<ToWriter<P>>,
     WriterFailed,
     std::thread::JoinHandle<Result<Written>>,
-)> {
+);
+
+/// Starts the writer thread.
+pub(crate) fn spawn<P: Pixel>(job: WriterJob<P>) -> Result<Running<P>> {
     let (tx, rx) = mpsc::channel::<ToWriter<P>>();
     let (failed_tx, failed_rx) = watch::channel(false);
     let output = job.output.clone();
