@@ -175,6 +175,26 @@ pub(crate) fn check_url(field: &'static str, url: &str, kind: UrlKind) -> Result
     Ok(usable)
 }
 
+/// TF Serving's route of a model: `v1/models/NAME[/versions/N | /labels/LABEL]`.
+fn tf_serving_path(model: &str, version: &Option<ModelVersion>) -> String {
+    let mut path = format!("v1/models/{model}");
+    match version {
+        Some(ModelVersion::Number(n)) => path.push_str(&format!("/versions/{n}")),
+        Some(ModelVersion::Label(l)) => path.push_str(&format!("/labels/{l}")),
+        None => {}
+    }
+    path
+}
+
+/// KServe v2's route of a model: `v2/models/NAME[/versions/V]`.
+fn kserve_path(model: &str, version: &Option<String>) -> String {
+    let mut path = format!("v2/models/{model}");
+    if let Some(v) = version {
+        path.push_str(&format!("/versions/{v}"));
+    }
+    path
+}
+
 impl PredictorConfig {
     /// The address the user gave (`base_url` if set, else the endpoint's own), with the spec
     /// field it came from.
@@ -183,6 +203,12 @@ impl PredictorConfig {
             Some(b) => ("baseUrl", b.as_str()),
             None => ("url", own),
         }
+    }
+
+    /// [`Self::address`], checked as a URL of `kind`.
+    fn checked_address(&self, own: &str, kind: UrlKind) -> Result<String> {
+        let (field, base) = self.address(own);
+        check_url(field, base, kind)
     }
 
     /// Checks `base_url` when it overrides a hosted endpoint.
@@ -214,14 +240,10 @@ impl PredictorConfig {
                         "{f} sends each input as a serialized tensor (a string), not the tensor the model's signature describes"
                     ));
                 }
-                let (field, base) = self.address(url);
-                let base = check_url(field, base, UrlKind::Rest).map_err(|e| e.to_string())?;
-                let mut path = format!("v1/models/{model}");
-                match version {
-                    Some(ModelVersion::Number(n)) => path.push_str(&format!("/versions/{n}")),
-                    Some(ModelVersion::Label(l)) => path.push_str(&format!("/labels/{l}")),
-                    None => {}
-                }
+                let base = self
+                    .checked_address(url, UrlKind::Rest)
+                    .map_err(|e| e.to_string())?;
+                let path = tf_serving_path(model, version);
                 Ok((
                     Protocol::TfServing,
                     join(&base, &format!("{path}/metadata")),
@@ -232,13 +254,13 @@ impl PredictorConfig {
                 model,
                 version,
             } => {
-                let (field, base) = self.address(url);
-                let base = check_url(field, base, UrlKind::Rest).map_err(|e| e.to_string())?;
-                let mut path = format!("v2/models/{model}");
-                if let Some(v) = version {
-                    path.push_str(&format!("/versions/{v}"));
-                }
-                Ok((Protocol::KServeV2, join(&base, &path)))
+                let base = self
+                    .checked_address(url, UrlKind::Rest)
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    Protocol::KServeV2,
+                    join(&base, &kserve_path(model, version)),
+                ))
             }
         }
     }
@@ -309,7 +331,6 @@ impl PredictorConfig {
                 version,
                 ..
             } => {
-                let (field, base) = self.address(url);
                 let rest = [
                     PayloadFormat::TfServingJson,
                     PayloadFormat::SerializedTfTensors,
@@ -320,18 +341,13 @@ impl PredictorConfig {
                     PayloadFormat::GrpcTfExamples,
                 ];
                 if grpc.contains(&f) {
-                    return check_url(field, base, UrlKind::Grpc);
+                    return self.checked_address(url, UrlKind::Grpc);
                 }
                 if !rest.contains(&f) {
                     return refuse("TF Serving", &[rest.as_slice(), grpc.as_slice()].concat());
                 }
-                let base = check_url(field, base, UrlKind::Rest)?;
-                let mut path = format!("v1/models/{model}");
-                match version {
-                    Some(ModelVersion::Number(n)) => path.push_str(&format!("/versions/{n}")),
-                    Some(ModelVersion::Label(l)) => path.push_str(&format!("/labels/{l}")),
-                    None => {}
-                }
+                let base = self.checked_address(url, UrlKind::Rest)?;
+                let path = tf_serving_path(model, version);
                 Ok(join(&base, &format!("{path}:predict")))
             }
             Endpoint::KServeV2 {
@@ -339,7 +355,6 @@ impl PredictorConfig {
                 model,
                 version,
             } => {
-                let (field, base) = self.address(url);
                 let ok = [
                     PayloadFormat::KServeV2Json,
                     PayloadFormat::KServeV2Binary,
@@ -349,13 +364,10 @@ impl PredictorConfig {
                     return refuse("a KServe v2 server", &ok);
                 }
                 if f == PayloadFormat::KServeV2Grpc {
-                    return check_url(field, base, UrlKind::Grpc);
+                    return self.checked_address(url, UrlKind::Grpc);
                 }
-                let base = check_url(field, base, UrlKind::Rest)?;
-                let mut path = format!("v2/models/{model}");
-                if let Some(v) = version {
-                    path.push_str(&format!("/versions/{v}"));
-                }
+                let base = self.checked_address(url, UrlKind::Rest)?;
+                let path = kserve_path(model, version);
                 Ok(join(&base, &format!("{path}/infer")))
             }
             Endpoint::Url(url) => {
@@ -364,8 +376,7 @@ impl PredictorConfig {
                         "a plain URL predictor takes an HTTP payload format, not {f}"
                     )));
                 }
-                let (field, url) = self.address(url);
-                check_url(field, url, UrlKind::Rest)
+                self.checked_address(url, UrlKind::Rest)
             }
         }
     }

@@ -17,19 +17,6 @@ use ee_predict_client::{
 use ee_tensor_proto::payload::serialized_tf_tensors;
 use ee_tensor_proto::{Instance, PayloadFormat};
 
-fn predictor(addr: std::net::SocketAddr) -> PredictorConfig {
-    PredictorConfig {
-        endpoint: Endpoint::AiPlatform {
-            project: "p".into(),
-            model: "m".into(),
-            version: None,
-            region: "us-central1".into(),
-        },
-        base_url: Some(format!("http://{addr}")),
-        format: PayloadFormat::SerializedTfTensors,
-    }
-}
-
 fn quick() -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_millis(250),
@@ -86,9 +73,7 @@ async fn every_tile_survives_a_faulty_server() {
         ..FaultPlan::new(PayloadFormat::SerializedTfTensors)
     };
     let (addr, log) = spawn_faulty(plan).await;
-    let client = Arc::new(
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, quick()).unwrap(),
-    );
+    let client = Arc::new(client_for(&ai_platform(addr), quick()));
     run_all(client.clone(), 240, 2).await;
     let by_kind = log.by_kind.lock().unwrap().clone();
     for kind in FAULTS {
@@ -129,12 +114,8 @@ async fn refusals_fail_fast_with_the_servers_message() {
             ..FaultPlan::new(PayloadFormat::SerializedTfTensors)
         };
         let (addr, log) = spawn_faulty(plan).await;
-        let client =
-            PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, quick()).unwrap();
-        let err = client
-            .predict(&[tile(0), tile(1)], &labels(0..2))
-            .await
-            .unwrap_err();
+        let client = client_for(&ai_platform(addr), quick());
+        let err = predict_failure(&client, 0..2).await;
         let msg = err.to_string();
         assert!(matches!(err, Error::Rejected { .. }), "{msg}");
         assert!(
@@ -160,12 +141,8 @@ async fn answers_of_the_wrong_shape_fail_without_retrying() {
         ..FaultPlan::new(PayloadFormat::SerializedTfTensors)
     };
     let (addr, log) = spawn_faulty(plan).await;
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, quick()).unwrap();
-    let err = client
-        .predict(&[tile(3), tile(4)], &labels(3..5))
-        .await
-        .unwrap_err();
+    let client = client_for(&ai_platform(addr), quick());
+    let err = predict_failure(&client, 3..5).await;
     let msg = err.to_string();
     assert!(matches!(err, Error::Answer { .. }), "{msg}");
     assert!(
@@ -188,13 +165,8 @@ async fn the_retry_budget_and_the_500_bound_end_in_a_report() {
         total_budget: Duration::from_millis(150),
         ..quick()
     };
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
-    let err = client
-        .predict(&[tile(5)], &labels(5..6))
-        .await
-        .unwrap_err()
-        .to_string();
+    let client = client_for(&ai_platform(addr), config);
+    let err = predict_failure(&client, 5..6).await.to_string();
     assert!(
         err.contains("giving up on tiles tile 5") && err.contains("503") && err.contains("budget"),
         "{err}"
@@ -210,13 +182,8 @@ async fn the_retry_budget_and_the_500_bound_end_in_a_report() {
         max_bounded_retries: 3,
         ..quick()
     };
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
-    let err = client
-        .predict(&[tile(1)], &labels(1..2))
-        .await
-        .unwrap_err()
-        .to_string();
+    let client = client_for(&ai_platform(addr), config);
+    let err = predict_failure(&client, 1..2).await.to_string();
     assert!(
         err.contains("after 4 attempts") && err.contains("transient"),
         "{err}"
@@ -237,9 +204,7 @@ async fn concurrency_settles_near_what_the_server_admits() {
         initial_concurrency: 16,
         ..quick()
     };
-    let client = Arc::new(
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap(),
-    );
+    let client = Arc::new(client_for(&ai_platform(addr), config));
     // Sample the client's concurrency limit while the job runs.
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = {
@@ -301,8 +266,7 @@ async fn batches_fit_the_budget_and_oversized_tiles_are_refused() {
         max_payload_bytes: budget,
         ..quick()
     };
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+    let client = client_for(&ai_platform(addr), config);
     let plan = client.plan(&tiles, &labels(0..20)).unwrap();
     assert!(plan.len() >= 6 && plan.len() <= 10, "{plan:?}");
     assert_eq!(plan.iter().map(|r| r.len()).sum::<usize>(), 20);
@@ -322,8 +286,7 @@ async fn batches_fit_the_budget_and_oversized_tiles_are_refused() {
         output_multiplier: 2.0,
         ..quick()
     };
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+    let client = client_for(&ai_platform(addr), config);
     assert!(client.plan(&tiles, &labels(0..20)).unwrap().len() > plan.len());
 
     // A 256 x 256 x 4 float32 tile is about 1.4 MB as base64: above a 1 MB budget.
@@ -335,8 +298,7 @@ async fn batches_fit_the_budget_and_oversized_tiles_are_refused() {
         max_payload_bytes: 1_000_000,
         ..quick()
     };
-    let client =
-        PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+    let client = client_for(&ai_platform(addr), config);
     let err = client
         .plan(&[big], &["tile (col 3, row 1)".to_string()])
         .unwrap_err()
@@ -411,13 +373,13 @@ async fn a_url_without_a_scheme_is_refused_at_construction() {
 #[tokio::test]
 async fn an_unreachable_server_fails_in_bounded_time_naming_the_url() {
     let addr = dead_port();
-    let mut predictor = predictor(addr);
+    let mut predictor = ai_platform(addr);
     predictor.base_url = Some(format!("http://user:hunter2@{addr}"));
     let config = ClientConfig {
         connect_timeout: Duration::from_millis(300),
         ..quick()
     };
-    let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+    let client = client_for(&predictor, config);
     let started = std::time::Instant::now();
     let err = tokio::time::timeout(
         Duration::from_secs(10),
@@ -487,14 +449,9 @@ async fn retry_after_beyond_the_budget_ends_the_request_without_overflow() {
             },
             ..quick()
         };
-        let client =
-            PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
+        let client = client_for(&ai_platform(addr), config);
         let started = std::time::Instant::now();
-        let err = client
-            .predict(&[tile(0)], &labels(0..1))
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = predict_failure(&client, 0..1).await.to_string();
         assert!(started.elapsed() < Duration::from_secs(2), "{value}: {err}");
         if ignored(value) {
             // Not a number of seconds nor a date: ignored, so the budget runs out retrying.
@@ -520,13 +477,8 @@ async fn retry_after_in_the_far_past_retries_at_once() {
             total_budget: Duration::from_millis(300),
             ..quick()
         };
-        let client =
-            PredictClient::new(&predictor(addr), out_spec(), AuthConfig::None, config).unwrap();
-        let err = client
-            .predict(&[tile(0)], &labels(0..1))
-            .await
-            .unwrap_err()
-            .to_string();
+        let client = client_for(&ai_platform(addr), config);
+        let err = predict_failure(&client, 0..1).await.to_string();
         assert!(count.load(Ordering::SeqCst) > 3, "{value}: {err}");
         assert!(err.contains("budget"), "{value}: {err}");
     }

@@ -14,8 +14,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use common::*;
 use ee_predict_client::{
-    AuthConfig, BackoffConfig, ClientConfig, Endpoint, Error, InputDescription, ModelCheck,
-    ModelVersion, PredictClient, PredictorConfig,
+    BackoffConfig, ClientConfig, Endpoint, Error, InputDescription, ModelCheck, ModelVersion,
+    PredictorConfig,
 };
 use ee_tensor_proto::{DataType, PayloadFormat};
 
@@ -156,8 +156,7 @@ async fn check(
     predictor: &PredictorConfig,
     inputs: &[InputDescription],
 ) -> ee_predict_client::Result<ModelCheck> {
-    let client = PredictClient::new(predictor, out_spec(), AuthConfig::None, quick()).unwrap();
-    client.check_inputs(inputs).await
+    client_for(predictor, quick()).check_inputs(inputs).await
 }
 
 #[tokio::test]
@@ -259,16 +258,7 @@ async fn servers_that_cannot_describe_the_model_are_not_an_error() {
     }
     let asked = s.gets.load(Ordering::SeqCst);
     // Hosted endpoints, plain URLs and serialized-tensor formats are not asked at all.
-    let hosted = PredictorConfig {
-        endpoint: Endpoint::AiPlatform {
-            project: "p".into(),
-            model: "m".into(),
-            version: None,
-            region: "us-central1".into(),
-        },
-        base_url: Some(format!("http://{}", s.addr)),
-        format: PayloadFormat::SerializedTfTensors,
-    };
+    let hosted = ai_platform(s.addr);
     let plain = PredictorConfig {
         endpoint: Endpoint::Url(format!("http://{}/predict", s.addr)),
         base_url: None,

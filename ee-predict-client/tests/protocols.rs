@@ -151,19 +151,8 @@ async fn bearer_tokens_reach_the_server() {
     )
     .await;
     std::env::set_var("EE_TEST_PROTOCOLS_TOKEN", "tok-123");
-    let endpoint = Endpoint::AiPlatform {
-        project: "p".into(),
-        model: "m".into(),
-        version: None,
-        region: "us-central1".into(),
-    };
-    let predictor = PredictorConfig {
-        endpoint,
-        base_url: Some(format!("http://{}", s.addr)),
-        format: PayloadFormat::SerializedTfTensors,
-    };
     let client = PredictClient::new(
-        &predictor,
+        &ai_platform(s.addr),
         out_spec(),
         AuthConfig::BearerEnv {
             var: "EE_TEST_PROTOCOLS_TOKEN".into(),
@@ -349,6 +338,31 @@ async fn spawn_grpc() -> std::net::SocketAddr {
     addr
 }
 
+/// The gRPC service at `addr` for `format` (KServe v2's for KServeV2Grpc, else TF Serving's),
+/// serving `model`.
+fn grpc(addr: std::net::SocketAddr, model: &str, format: PayloadFormat) -> PredictorConfig {
+    let url = format!("http://{addr}");
+    let endpoint = if format == PayloadFormat::KServeV2Grpc {
+        Endpoint::KServeV2 {
+            url,
+            model: model.into(),
+            version: None,
+        }
+    } else {
+        Endpoint::TfServing {
+            url,
+            model: model.into(),
+            version: None,
+            signature: None,
+        }
+    };
+    PredictorConfig {
+        endpoint,
+        base_url: None,
+        format,
+    }
+}
+
 #[tokio::test]
 async fn grpc_tf_serving_in_every_format_and_kserve() {
     let addr = spawn_grpc().await;
@@ -356,61 +370,17 @@ async fn grpc_tf_serving_in_every_format_and_kserve() {
         PayloadFormat::GrpcTfTensors,
         PayloadFormat::GrpcSerializedTfTensors,
         PayloadFormat::GrpcTfExamples,
+        PayloadFormat::KServeV2Grpc,
     ] {
-        let endpoint = Endpoint::TfServing {
-            url: format!("http://{addr}"),
-            model: "m".into(),
-            version: None,
-            signature: None,
-        };
-        round_trip(
-            PredictorConfig {
-                endpoint,
-                base_url: None,
-                format,
-            },
-            out_spec(),
-        )
-        .await;
+        round_trip(grpc(addr, "m", format), out_spec()).await;
     }
-    let endpoint = Endpoint::KServeV2 {
-        url: format!("http://{addr}"),
-        model: "m".into(),
-        version: None,
-    };
-    round_trip(
-        PredictorConfig {
-            endpoint,
-            base_url: None,
-            format: PayloadFormat::KServeV2Grpc,
-        },
-        out_spec(),
-    )
-    .await;
 
     // A wrong model name is NOT_FOUND: refused at once with the server's message.
-    let endpoint = Endpoint::TfServing {
-        url: format!("http://{addr}"),
-        model: "nope".into(),
-        version: None,
-        signature: None,
-    };
-    let client = PredictClient::new(
-        &PredictorConfig {
-            endpoint,
-            base_url: None,
-            format: PayloadFormat::GrpcTfTensors,
-        },
-        out_spec(),
-        AuthConfig::None,
+    let client = client_for(
+        &grpc(addr, "nope", PayloadFormat::GrpcTfTensors),
         ClientConfig::default(),
-    )
-    .unwrap();
-    let err = client
-        .predict(&[tile(0)], &labels(0..1))
-        .await
-        .unwrap_err()
-        .to_string();
+    );
+    let err = predict_failure(&client, 0..1).await.to_string();
     assert!(
         err.contains("NotFound") && err.contains("Servable not found") && err.contains("tile 0"),
         "{err}"
@@ -421,17 +391,7 @@ async fn grpc_tf_serving_in_every_format_and_kserve() {
 async fn large_grpc_messages_pass() {
     // A 6 MiB request, above gRPC's 4 MiB default limit.
     let addr = spawn_grpc().await;
-    let endpoint = Endpoint::TfServing {
-        url: format!("http://{addr}"),
-        model: "m".into(),
-        version: None,
-        signature: None,
-    };
-    let predictor = PredictorConfig {
-        endpoint,
-        base_url: None,
-        format: PayloadFormat::GrpcTfTensors,
-    };
+    let predictor = grpc(addr, "m", PayloadFormat::GrpcTfTensors);
     let config = ClientConfig {
         max_payload_bytes: 64 << 20,
         ..Default::default()
@@ -453,28 +413,13 @@ async fn large_grpc_messages_pass() {
 #[tokio::test]
 async fn a_grpc_retry_after_past_u64_seconds_is_capped_at_the_budget() {
     let addr = spawn_grpc().await;
-    let endpoint = Endpoint::TfServing {
-        url: format!("http://{addr}"),
-        model: "busy".into(),
-        version: None,
-        signature: None,
-    };
-    let predictor = PredictorConfig {
-        endpoint,
-        base_url: None,
-        format: PayloadFormat::GrpcTfTensors,
-    };
     let config = ClientConfig {
         total_budget: std::time::Duration::from_secs(5),
         ..Default::default()
     };
-    let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+    let client = client_for(&grpc(addr, "busy", PayloadFormat::GrpcTfTensors), config);
     let started = std::time::Instant::now();
-    let err = client
-        .predict(&[tile(0)], &labels(0..1))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = predict_failure(&client, 0..1).await.to_string();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(2),
         "{err}"
@@ -526,9 +471,9 @@ async fn an_unreachable_grpc_server_fails_within_the_connect_timeout() {
             },
             ..Default::default()
         };
-        let client = PredictClient::new(&predictor, out_spec(), AuthConfig::None, config).unwrap();
+        let client = client_for(&predictor, config);
         let started = std::time::Instant::now();
-        let err = client.predict(&[tile(0)], &labels(0..1)).await.unwrap_err();
+        let err = predict_failure(&client, 0..1).await;
         let msg = err.to_string();
         assert!(
             matches!(err, ee_predict_client::Error::Unreachable { attempts, .. } if attempts > 1),
@@ -551,34 +496,8 @@ async fn an_unreachable_grpc_server_fails_within_the_connect_timeout() {
 async fn grpc_model_metadata_is_checked_before_any_tile() {
     use ee_predict_client::{InputDescription, ModelCheck};
     let addr = spawn_grpc().await;
-    let client = |model: &str, format: PayloadFormat| {
-        let endpoint = if format == PayloadFormat::KServeV2Grpc {
-            Endpoint::KServeV2 {
-                url: format!("http://{addr}"),
-                model: model.into(),
-                version: None,
-            }
-        } else {
-            Endpoint::TfServing {
-                url: format!("http://{addr}"),
-                model: model.into(),
-                version: None,
-                signature: None,
-            }
-        };
-        let predictor = PredictorConfig {
-            endpoint,
-            base_url: None,
-            format,
-        };
-        PredictClient::new(
-            &predictor,
-            out_spec(),
-            AuthConfig::None,
-            ClientConfig::default(),
-        )
-        .unwrap()
-    };
+    let client =
+        |model: &str, format| client_for(&grpc(addr, model, format), ClientConfig::default());
     let b1 = |dtype| {
         vec![InputDescription {
             name: "B1".into(),

@@ -38,6 +38,12 @@ fn config(max_queue: usize) -> ServeConfig {
     }
 }
 
+/// A node serving `name` (in ee-model/tests/models) as "ident" that admits `max_queue`
+/// requests at a time.
+async fn start(name: &str, max_queue: usize) -> Node {
+    Node::start(model(name), config(max_queue)).await.unwrap()
+}
+
 fn tile(id: usize, h: usize, w: usize, c: usize) -> Tensor {
     let values: Vec<f32> = (0..h * w * c)
         .map(|i| id as f32 * 1000.0 + i as f32 * 0.5)
@@ -45,8 +51,29 @@ fn tile(id: usize, h: usize, w: usize, c: usize) -> Tensor {
     Tensor::from_vec(&[h, w, c], values).unwrap()
 }
 
+/// A TF Serving gRPC PredictRequest for the model `name` with `input` (batched) as "input".
+fn predict_request(name: &str, input: &Tensor, output_filter: &[&str]) -> PredictRequest {
+    PredictRequest {
+        model_spec: Some(ModelSpec {
+            name: name.into(),
+            ..Default::default()
+        }),
+        inputs: [("input".to_string(), tensor_proto::to_proto(input))]
+            .into_iter()
+            .collect(),
+        output_filter: output_filter.iter().map(|o| o.to_string()).collect(),
+    }
+}
+
 fn out_spec() -> Vec<OutputSpec> {
     vec![OutputSpec::new("output", DataType::Float32)]
+}
+
+/// A SERIALIZED_TF_TENSORS request body of one instance with `t` as "input".
+fn one_tile_body(t: Tensor) -> Vec<u8> {
+    let mut body = Vec::new();
+    serialized_tf_tensors::encode_request(&[Instance::new().with("input", t)], &mut body).unwrap();
+    body
 }
 
 async fn post(url: &str, body: Vec<u8>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
@@ -113,9 +140,7 @@ fn bare_lists(tiles: &[Tensor]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rest_route_answers_with_the_model_output() {
-    let node = Node::start(model("identity.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("identity.onnx", 16).await;
     let base = format!("http://{}", node.http_addr().unwrap());
     let rows: Vec<Instance> = (0..3)
         .map(|i| Instance::new().with("input", tile(i, 4, 5, 2)))
@@ -250,18 +275,10 @@ async fn every_rest_route_answers_with_the_model_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
-    let node = Node::start(model("conv_r2.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("conv_r2.onnx", 16).await;
     let base = format!("http://{}", node.http_addr().unwrap());
     let tf = format!("{base}/v1/models/ident:predict");
     let hosted = format!("{base}/v1/projects/p/models/ident:predict");
-    let stt = |t: Tensor| {
-        let mut body = Vec::new();
-        serialized_tf_tensors::encode_request(&[Instance::new().with("input", t)], &mut body)
-            .unwrap();
-        body
-    };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (&tf, b"{\"instances\": [".to_vec(), "JSON"),
         (
@@ -270,10 +287,14 @@ async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
             "\"input\"",
         ),
         (&tf, b"{\"rows\": []}".to_vec(), "neither"),
-        (&hosted, stt(tile(0, 4, 4, 2)), "expected shape [?, ?, 3]"),
         (
             &hosted,
-            stt(Tensor::zeros(DataType::Float64, &[4, 4, 3])),
+            one_tile_body(tile(0, 4, 4, 2)),
+            "expected shape [?, ?, 3]",
+        ),
+        (
+            &hosted,
+            one_tile_body(Tensor::zeros(DataType::Float64, &[4, 4, 3])),
             "expected float32 values, found float64",
         ),
         (
@@ -300,7 +321,7 @@ async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
     assert_eq!(status, 413);
     assert!(error_of(&answer).contains("limit of 1048576 bytes"));
     // Still serving, and the answer is the model's.
-    let (status, _, answer) = post(&hosted, stt(tile(1, 6, 6, 3))).await;
+    let (status, _, answer) = post(&hosted, one_tile_body(tile(1, 6, 6, 3))).await;
     assert_eq!(status, 200);
     let rows = serialized_tf_tensors::decode_response(&answer, &out_spec()).unwrap();
     assert_eq!(rows[0].get("output").unwrap().shape(), &[6, 6, 2]);
@@ -308,8 +329,9 @@ async fn bad_input_is_a_400_naming_what_was_wrong_and_the_node_keeps_serving() {
     assert_eq!((stats.answered, stats.bad), (1, 8), "{stats}");
 }
 
-/// Opens a request whose body never finishes: it holds one admission slot until the body is
-/// completed (returns the stream to complete it with).
+/// Opens a request whose body never finishes and gives the node 200 ms to admit it: it holds
+/// one admission slot until [`complete`] sends the rest (returns the stream to complete it
+/// with).
 async fn stalled_request(
     addr: std::net::SocketAddr,
     path: &str,
@@ -323,24 +345,25 @@ async fn stalled_request(
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body[..body.len() / 2]).await.unwrap();
     s.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     s
+}
+
+/// Sends the rest of a [`stalled_request`]'s `body` and reads the node's reply to its end.
+async fn complete(mut held: tokio::net::TcpStream, body: &[u8]) -> String {
+    held.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut reply = Vec::new();
+    held.read_to_end(&mut reply).await.unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() {
-    let node = Node::start(model("identity.onnx"), config(1))
-        .await
-        .unwrap();
+    let node = start("identity.onnx", 1).await;
     let addr = node.http_addr().unwrap();
-    let mut body = Vec::new();
-    serialized_tf_tensors::encode_request(
-        &[Instance::new().with("input", tile(0, 2, 2, 1))],
-        &mut body,
-    )
-    .unwrap();
+    let body = one_tile_body(tile(0, 2, 2, 1));
     let path = "/v1/projects/p/models/ident:predict";
-    let mut held = stalled_request(addr, path, &body).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = stalled_request(addr, path, &body).await;
     let (status, headers, answer) = post(&format!("http://{addr}{path}"), body.clone()).await;
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(&answer));
     assert_eq!(headers.get("retry-after").unwrap(), "1");
@@ -351,15 +374,7 @@ async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() 
         PredictionServiceClient::connect(format!("http://{}", node.grpc_addr().unwrap()))
             .await
             .unwrap();
-    let t = tensor_proto::to_proto(&Tensor::stack(&[&tile(0, 2, 2, 1)]).unwrap());
-    let req = PredictRequest {
-        model_spec: Some(ModelSpec {
-            name: "ident".into(),
-            ..Default::default()
-        }),
-        inputs: [("input".to_string(), t)].into_iter().collect(),
-        output_filter: vec![],
-    };
+    let req = predict_request("ident", &Tensor::stack(&[&tile(0, 2, 2, 1)]).unwrap(), &[]);
     let status = grpc.predict(req.clone()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     assert_eq!(status.metadata().get("retry-after").unwrap(), "1");
@@ -372,10 +387,8 @@ async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() 
         200
     );
     // The held request completes normally once its body arrives, and frees its slot.
-    held.write_all(&body[body.len() / 2..]).await.unwrap();
-    let mut reply = Vec::new();
-    held.read_to_end(&mut reply).await.unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    let reply = complete(held, &body).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let answer = grpc.predict(req).await.unwrap().into_inner();
     assert!(answer.outputs.contains_key("output"));
     let stats = node.shutdown().await.unwrap();
@@ -384,26 +397,14 @@ async fn beyond_the_admission_limit_rest_gets_429_and_grpc_resource_exhausted() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_predict_and_model_infer_answer_in_the_form_they_were_asked() {
-    let node = Node::start(model("identity.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("identity.onnx", 16).await;
     let url = format!("http://{}", node.grpc_addr().unwrap());
     let tiles = [tile(1, 3, 4, 2), tile(2, 3, 4, 2)];
     let mut tf = PredictionServiceClient::connect(url.clone()).await.unwrap();
-    let spec = Some(ModelSpec {
-        name: "ident".into(),
-        ..Default::default()
-    });
     // One batched TensorProto per input.
     let batched = Tensor::stack(&[&tiles[0], &tiles[1]]).unwrap();
     let answer = tf
-        .predict(PredictRequest {
-            model_spec: spec.clone(),
-            inputs: [("input".into(), tensor_proto::to_proto(&batched))]
-                .into_iter()
-                .collect(),
-            output_filter: vec![],
-        })
+        .predict(predict_request("ident", &batched, &[]))
         .await
         .unwrap()
         .into_inner();
@@ -414,13 +415,7 @@ async fn grpc_predict_and_model_infer_answer_in_the_form_they_were_asked() {
     let strings =
         Tensor::from_strings(&[2], tiles.iter().map(tensor_proto::serialize).collect()).unwrap();
     let answer = tf
-        .predict(PredictRequest {
-            model_spec: spec.clone(),
-            inputs: [("input".into(), tensor_proto::to_proto(&strings))]
-                .into_iter()
-                .collect(),
-            output_filter: vec!["output".into()],
-        })
+        .predict(predict_request("ident", &strings, &["output"]))
         .await
         .unwrap()
         .into_inner();
@@ -428,40 +423,19 @@ async fn grpc_predict_and_model_infer_answer_in_the_form_they_were_asked() {
     assert!(out.bit_eq(&strings));
     // Unknown model and output names are named.
     let e = tf
-        .predict(PredictRequest {
-            model_spec: Some(ModelSpec {
-                name: "nope".into(),
-                ..Default::default()
-            }),
-            inputs: [("input".into(), tensor_proto::to_proto(&batched))]
-                .into_iter()
-                .collect(),
-            output_filter: vec![],
-        })
+        .predict(predict_request("nope", &batched, &[]))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     let e = tf
-        .predict(PredictRequest {
-            model_spec: spec.clone(),
-            inputs: [("input".into(), tensor_proto::to_proto(&tiles[0]))]
-                .into_iter()
-                .collect(),
-            output_filter: vec![],
-        })
+        .predict(predict_request("ident", &tiles[0], &[]))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     // Over max_body_bytes (1 MiB here): tonic's decoder refuses it with OUT_OF_RANGE.
     let big = Tensor::stack(&[&tile(0, 300, 300, 3)]).unwrap();
     let e = tf
-        .predict(PredictRequest {
-            model_spec: spec.clone(),
-            inputs: [("input".into(), tensor_proto::to_proto(&big))]
-                .into_iter()
-                .collect(),
-            output_filter: vec![],
-        })
+        .predict(predict_request("ident", &big, &[]))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
@@ -513,10 +487,7 @@ async fn concurrent_requests_are_batched_into_one_run() {
     for i in 0..12 {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let mut body = Vec::new();
-            let inst = Instance::new().with("input", tile(i, 96, 96, 3));
-            serialized_tf_tensors::encode_request(&[inst], &mut body).unwrap();
-            let (status, _, answer) = post(&url, body).await;
+            let (status, _, answer) = post(&url, one_tile_body(tile(i, 96, 96, 3))).await;
             assert_eq!(status, 200);
             serialized_tf_tensors::decode_response(&answer, &out_spec()).unwrap()
         }));
@@ -540,18 +511,10 @@ async fn concurrent_requests_are_batched_into_one_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_request_in_flight() {
-    let node = Node::start(model("identity.onnx"), config(4))
-        .await
-        .unwrap();
+    let node = start("identity.onnx", 4).await;
     let addr = node.http_addr().unwrap();
-    let mut body = Vec::new();
-    serialized_tf_tensors::encode_request(
-        &[Instance::new().with("input", tile(3, 2, 2, 1))],
-        &mut body,
-    )
-    .unwrap();
-    let mut held = stalled_request(addr, "/v1/projects/p/models/ident:predict", &body).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = one_tile_body(tile(3, 2, 2, 1));
+    let held = stalled_request(addr, "/v1/projects/p/models/ident:predict", &body).await;
     let stopping = tokio::spawn(node.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -562,10 +525,7 @@ async fn shutdown_finishes_the_request_in_flight() {
     assert!(reqwest::get(format!("http://{addr}/v2/health/live"))
         .await
         .is_err());
-    held.write_all(&body[body.len() / 2..]).await.unwrap();
-    let mut reply = Vec::new();
-    held.read_to_end(&mut reply).await.unwrap();
-    let reply = String::from_utf8_lossy(&reply);
+    let reply = complete(held, &body).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let stats = tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
@@ -577,18 +537,11 @@ async fn shutdown_finishes_the_request_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosted_errors_come_in_googles_form_and_the_others_keep_theirs() {
-    let node = Node::start(model("conv_r2.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("conv_r2.onnx", 16).await;
     let base = format!("http://{}", node.http_addr().unwrap());
     let ai = format!("{base}/v1/projects/p/models/ident/versions/v1:predict");
     let vertex = format!("{base}/v1/projects/p/locations/us-central1/endpoints/7:predict");
-    let mut two_channels = Vec::new();
-    serialized_tf_tensors::encode_request(
-        &[Instance::new().with("input", tile(0, 4, 4, 2))],
-        &mut two_channels,
-    )
-    .unwrap();
+    let two_channels = one_tile_body(tile(0, 4, 4, 2));
     // URL, body, HTTP status, error.code, error.status, a part of error.message.
     type Case = (String, Vec<u8>, u16, u64, &'static str, &'static str);
     let cases: Vec<Case> = vec![
@@ -659,9 +612,7 @@ async fn hosted_errors_come_in_googles_form_and_the_others_keep_theirs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_lists_are_read_the_way_the_models_input_takes_them() {
     // conv_r2 takes [?, ?, 3] per instance: the channel axis tells the two readings apart.
-    let node = Node::start(model("conv_r2.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("conv_r2.onnx", 16).await;
     let url = format!(
         "http://{}/v1/projects/p/locations/us-central1/endpoints/7:predict",
         node.http_addr().unwrap()
@@ -724,19 +675,12 @@ async fn bare_lists_are_read_the_way_the_models_input_takes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_raw_predict_takes_the_body_as_is_or_in_an_http_body() {
-    let node = Node::start(model("conv_r2.onnx"), config(16))
-        .await
-        .unwrap();
+    let node = start("conv_r2.onnx", 16).await;
     let base = format!(
         "http://{}/v1/projects/p/locations/us-central1/endpoints/7",
         node.http_addr().unwrap()
     );
-    let mut body = Vec::new();
-    serialized_tf_tensors::encode_request(
-        &[Instance::new().with("input", tile(3, 6, 5, 3))],
-        &mut body,
-    )
-    .unwrap();
+    let body = one_tile_body(tile(3, 6, 5, 3));
     let (status, _, predicted) = post(&format!("{base}:predict"), body.clone()).await;
     assert_eq!(status, 200);
     // The body as it is (curl, ee-predict-client): answered as :predict.
@@ -816,9 +760,7 @@ fn stalled_grpc_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_are_admitted_before_their_body_is_read() {
-    let node = Node::start(model("identity.onnx"), config(1))
-        .await
-        .unwrap();
+    let node = start("identity.onnx", 1).await;
     let addr = node.http_addr().unwrap();
     let channel =
         tonic::transport::Channel::from_shared(format!("http://{}", node.grpc_addr().unwrap()))
@@ -826,17 +768,11 @@ async fn grpc_calls_are_admitted_before_their_body_is_read() {
             .connect()
             .await
             .unwrap();
-    let mut body = Vec::new();
-    serialized_tf_tensors::encode_request(
-        &[Instance::new().with("input", tile(0, 2, 2, 1))],
-        &mut body,
-    )
-    .unwrap();
+    let body = one_tile_body(tile(0, 2, 2, 1));
     let path = "/v1/projects/p/models/ident:predict";
 
     // A full node refuses a call at its headers: the answer comes while the body never does.
-    let mut held = stalled_request(addr, path, &body).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = stalled_request(addr, path, &body).await;
     for method in [
         "/tensorflow.serving.PredictionService/Predict",
         "/inference.GRPCInferenceService/ModelInfer",
@@ -857,10 +793,8 @@ async fn grpc_calls_are_admitted_before_their_body_is_read() {
         );
         assert_eq!(headers.get("retry-after").unwrap(), "1", "{method}");
     }
-    held.write_all(&body[body.len() / 2..]).await.unwrap();
-    let mut reply = Vec::new();
-    held.read_to_end(&mut reply).await.unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    let reply = complete(held, &body).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 
     // A call whose body is still on its way holds the slot already.
     let stalled = stalled_grpc_call(&channel, "/tensorflow.serving.PredictionService/Predict");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use ee_predict_client::{AuthConfig, ClientConfig, Endpoint, PredictClient, PredictorConfig};
 use ee_tensor_proto::payload::{kserve_v2, raw_json, serialized_tf_tensors, tf_serving};
 use ee_tensor_proto::{DataType, Instance, OutputSpec, PayloadFormat, Tensor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +35,34 @@ pub fn tile(id: usize) -> Instance {
 
 pub fn labels(ids: std::ops::Range<usize>) -> Vec<String> {
     ids.map(|i| format!("tile {i}")).collect()
+}
+
+/// The AI Platform route `/v1/projects/p/models/m:predict` on `addr`, in SERIALIZED_TF_TENSORS.
+pub fn ai_platform(addr: SocketAddr) -> PredictorConfig {
+    PredictorConfig {
+        endpoint: Endpoint::AiPlatform {
+            project: "p".into(),
+            model: "m".into(),
+            version: None,
+            region: "us-central1".into(),
+        },
+        base_url: Some(format!("http://{addr}")),
+        format: PayloadFormat::SerializedTfTensors,
+    }
+}
+
+/// A client of `predictor` without credentials, for a model answering `out` (float32).
+pub fn client_for(predictor: &PredictorConfig, config: ClientConfig) -> PredictClient {
+    PredictClient::new(predictor, out_spec(), AuthConfig::None, config).unwrap()
+}
+
+/// Sends the tiles `ids` in one request, which must fail: the error.
+pub async fn predict_failure(
+    client: &PredictClient,
+    ids: std::ops::Range<usize>,
+) -> ee_predict_client::Error {
+    let tiles: Vec<Instance> = ids.clone().map(tile).collect();
+    client.predict(&tiles, &labels(ids)).await.unwrap_err()
 }
 
 /// The model: `out` = `B1`.
