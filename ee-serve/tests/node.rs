@@ -44,6 +44,14 @@ async fn start(name: &str, max_queue: usize) -> Node {
     Node::start(model(name), config(max_queue)).await.unwrap()
 }
 
+/// The node's Vertex AI endpoint 7 in us-central1, without the `:verb`.
+fn vertex_endpoint(node: &Node) -> String {
+    format!(
+        "http://{}/v1/projects/p/locations/us-central1/endpoints/7",
+        node.http_addr().unwrap()
+    )
+}
+
 fn tile(id: usize, h: usize, w: usize, c: usize) -> Tensor {
     let values: Vec<f32> = (0..h * w * c)
         .map(|i| id as f32 * 1000.0 + i as f32 * 0.5)
@@ -540,7 +548,7 @@ async fn hosted_errors_come_in_googles_form_and_the_others_keep_theirs() {
     let node = start("conv_r2.onnx", 16).await;
     let base = format!("http://{}", node.http_addr().unwrap());
     let ai = format!("{base}/v1/projects/p/models/ident/versions/v1:predict");
-    let vertex = format!("{base}/v1/projects/p/locations/us-central1/endpoints/7:predict");
+    let vertex = format!("{}:predict", vertex_endpoint(&node));
     let two_channels = one_tile_body(tile(0, 4, 4, 2));
     // URL, body, HTTP status, error.code, error.status, a part of error.message.
     type Case = (String, Vec<u8>, u16, u64, &'static str, &'static str);
@@ -613,10 +621,7 @@ async fn hosted_errors_come_in_googles_form_and_the_others_keep_theirs() {
 async fn bare_lists_are_read_the_way_the_models_input_takes_them() {
     // conv_r2 takes [?, ?, 3] per instance: the channel axis tells the two readings apart.
     let node = start("conv_r2.onnx", 16).await;
-    let url = format!(
-        "http://{}/v1/projects/p/locations/us-central1/endpoints/7:predict",
-        node.http_addr().unwrap()
-    );
+    let url = format!("{}:predict", vertex_endpoint(&node));
     let local = model("conv_r2.onnx");
     let tiles = [tile(1, 4, 5, 3), tile(2, 4, 5, 3)];
     let expected: Vec<Instance> = tiles
@@ -676,10 +681,7 @@ async fn bare_lists_are_read_the_way_the_models_input_takes_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vertex_raw_predict_takes_the_body_as_is_or_in_an_http_body() {
     let node = start("conv_r2.onnx", 16).await;
-    let base = format!(
-        "http://{}/v1/projects/p/locations/us-central1/endpoints/7",
-        node.http_addr().unwrap()
-    );
+    let base = vertex_endpoint(&node);
     let body = one_tile_body(tile(3, 6, 5, 3));
     let (status, _, predicted) = post(&format!("{base}:predict"), body.clone()).await;
     assert_eq!(status, 200);
