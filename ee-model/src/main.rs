@@ -29,6 +29,7 @@ enum Command {
     /// Prepare a SavedModel for Earth Engine (base64 TensorProtos in and out), or list it.
     Prepare(cmd::prepare::PrepareArgs),
     /// Serve an ONNX model over TF Serving, AI Platform / Vertex and KServe v2 (REST and gRPC).
+    #[cfg(feature = "serve")]
     Serve(cmd::serve::ServeArgs),
     /// Predict feature properties: one instance per feature of a vector file, outputs written
     /// as new fields of a copy in the same format.
@@ -45,6 +46,7 @@ async fn dispatch(verbose: u8, command: Command) -> Result<(), String> {
     match command {
         Command::Predict(args) => cmd::predict::run(verbose, args).await,
         Command::Prepare(args) => cmd::prepare::run(verbose, args).await,
+        #[cfg(feature = "serve")]
         Command::Serve(args) => cmd::serve::run(verbose, args).await,
         Command::PredictProperties(args) => cmd::predict_properties::run(verbose, args).await,
         Command::ExportTfrecord(args) => cmd::export_tfrecord::run(verbose, args).await,
@@ -58,7 +60,10 @@ fn main() -> ExitCode {
     ee_runtime::tune_allocator();
     let cli = Cli::parse();
     // A serving node logs every request by default.
+    #[cfg(feature = "serve")]
     let serving = matches!(cli.command, Command::Serve(_));
+    #[cfg(not(feature = "serve"))]
+    let serving = false;
     let level = match cli.verbose {
         0 if serving => tracing::Level::INFO,
         0 => tracing::Level::WARN,

@@ -7,28 +7,19 @@ mod common;
 
 use std::path::Path;
 
-use common::{models, scratch};
+use common::{create_tiff, models, scratch};
 use ee_model::{Layout, LocalModel, Model, ModelSpec, PredictOptions};
 use ee_serve::{Node, ServeConfig};
 use gdal::raster::Buffer;
-use gdal::spatial_ref::SpatialRef;
-use gdal::{DriverManager, Metadata};
 
 /// A three-band Byte raster.
 fn byte_input(path: &Path, w: usize, h: usize) {
-    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut ds = driver
-        .create_with_band_type::<u8, _>(path, w, h, 3)
-        .unwrap();
-    ds.set_geo_transform(&[500_000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0])
-        .unwrap();
-    ds.set_spatial_ref(&SpatialRef::from_epsg(32633).unwrap())
-        .unwrap();
+    let ds = create_tiff::<u8>(path, w, h, 3);
     for b in 1..=3 {
-        let mut band = ds.rasterband(b).unwrap();
-        band.set_description(&format!("B{b}")).unwrap();
         let data: Vec<u8> = (0..w * h).map(|i| ((i * b) % 251) as u8).collect();
-        band.write((0, 0), (w, h), &mut Buffer::new((w, h), data))
+        ds.rasterband(b)
+            .unwrap()
+            .write((0, 0), (w, h), &mut Buffer::new((w, h), data))
             .unwrap();
     }
 }

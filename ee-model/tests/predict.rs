@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use ee_model::{LocalModel, Model, ModelSpec, PredictOptions};
 use ee_tensor_proto::{Instance, Tensor};
@@ -335,17 +334,13 @@ async fn integer_outputs_keep_their_values_and_count_what_was_clamped() {
 fn a_scale_typo_is_refused_in_constant_memory() {
     let input = scratch("typo_in.tif");
     make_input(&input, 40, 30, None);
-    let spec = scratch("typo_spec.json");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1"]}},
-                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}},
-                "proj": {{"crs": "EPSG:32633", "scale": [0.001, 0.001]}}, "fixInputProj": true}}"#,
-            models().join("identity.onnx").display()
-        ),
-    )
-    .unwrap();
+    let spec = local_spec_file(
+        "typo_spec.json",
+        "identity.onnx",
+        "",
+        r#""inputBands": {"input": ["B1"]}, "inputTileSize": [16, 16], "outputBands": {"output": {"type": "float"}},
+           "proj": {"crs": "EPSG:32633", "scale": [0.001, 0.001]}, "fixInputProj": true"#,
+    );
     let output = scratch("typo_out.tif");
     let run = Command::new("sh")
         .arg("-c")
@@ -378,31 +373,8 @@ fn a_scale_typo_is_refused_in_constant_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_with_serialized_tf_tensors() {
-    use axum::body::Bytes;
-    use ee_tensor_proto::payload::serialized_tf_tensors;
     // An AI Platform route whose model is the same ONNX file, answering SERIALIZED_TF_TENSORS.
-    let model =
-        Arc::new(LocalModel::load(models().join("conv_r2.onnx"), ee_model::Layout::Nhwc).unwrap());
-    let requests = Arc::new(std::sync::Mutex::new(Vec::<(usize, usize)>::new()));
-    let (m, r) = (model.clone(), requests.clone());
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
-        let (m, r) = (m.clone(), r.clone());
-        async move {
-            assert_eq!(uri.path(), "/v1/projects/p/models/conv/versions/v1:predict");
-            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
-            r.lock().unwrap().push((rows.len(), body.len()));
-            let answers = tokio::task::spawn_blocking(move || m.run(&rows).unwrap())
-                .await
-                .unwrap();
-            let mut out = Vec::new();
-            serialized_tf_tensors::encode_response(&answers, &mut out).unwrap();
-            out
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
+    let (addr, requests) = common::serve_stt("conv_r2.onnx").await;
     let input = scratch("http_in.tif");
     make_input(&input, 70, 50, None);
     let spec = ModelSpec::from_json(&format!(
@@ -433,12 +405,17 @@ async fn over_http_with_serialized_tf_tensors() {
         assert_eq!(a, b, "band {k}: HTTP and local differ");
     }
     let seen = requests.lock().unwrap().clone();
-    assert!(seen.iter().all(|&(_, bytes)| bytes <= 20000), "{seen:?}");
     assert!(
-        seen.iter().any(|&(n, _)| n > 1),
+        seen.iter()
+            .all(|(path, _, _)| path == "/v1/projects/p/models/conv/versions/v1:predict"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|&(_, _, bytes)| bytes <= 20000), "{seen:?}");
+    assert!(
+        seen.iter().any(|&(_, n, _)| n > 1),
         "several tiles per request: {seen:?}"
     );
-    assert_eq!(seen.iter().map(|&(n, _)| n).sum::<usize>(), 20);
+    assert_eq!(seen.iter().map(|&(_, n, _)| n).sum::<usize>(), 20);
     assert_eq!(report.metrics.unwrap().requests_ok as usize, seen.len());
 }
 
@@ -446,16 +423,7 @@ async fn over_http_with_serialized_tf_tensors() {
 fn the_command_line_runs_and_fails_in_one_line() {
     let input = scratch("cli_in.tif");
     make_input(&input, 40, 30, None);
-    let spec = scratch("cli_spec.json");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
-                "inputTileSize": [16, 16], "inputOverlapSize": [4, 4], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
-            models().join("conv_r2.onnx").display()
-        ),
-    )
-    .unwrap();
+    let spec = local_spec_file("cli_spec.json", "conv_r2.onnx", "", CONV_FIELDS);
     let output = scratch("cli_out.tif");
     let png = scratch("cli_out.png");
     let run = Command::new(env!("CARGO_BIN_EXE_ee-model"))
@@ -497,6 +465,25 @@ fn the_command_line_runs_and_fails_in_one_line() {
     );
 }
 
+/// The conv model's inputs, tiles and output band, as spec fields.
+const CONV_FIELDS: &str = r#""inputBands": {"input": ["B1", "B2", "B3"]}, "inputTileSize": [16, 16], "inputOverlapSize": [4, 4],
+    "outputBands": {"output": {"type": "float", "dimensions": 1}}"#;
+
+/// Writes the spec file `name`: the local test model `model` (with `predictor_extra` fields in
+/// its predictor) and `fields`.
+fn local_spec_file(name: &str, model: &str, predictor_extra: &str, fields: &str) -> PathBuf {
+    let spec = scratch(name);
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}"{predictor_extra}}}, {fields}}}"#,
+            models().join(model).display()
+        ),
+    )
+    .unwrap();
+    spec
+}
+
 fn cli(args: &[&std::ffi::OsStr]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ee-model"));
     c.args(args);
@@ -536,16 +523,12 @@ fn fingerprint(path: &Path) -> Fingerprint {
 fn killed_and_resumed_runs_give_identical_files() {
     let input = scratch("resume_in.tif");
     make_input(&input, 640, 480, Some((100, 100, 140, 130)));
-    let spec = scratch("resume_spec.json");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}", "batchSize": 1}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
-                "inputTileSize": [16, 16], "inputOverlapSize": [4, 4], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
-            models().join("conv_r2.onnx").display()
-        ),
-    )
-    .unwrap();
+    let spec = local_spec_file(
+        "resume_spec.json",
+        "conv_r2.onnx",
+        r#", "batchSize": 1"#,
+        CONV_FIELDS,
+    );
     let reference = scratch("resume_ref.tif");
     let start = std::time::Instant::now();
     let done = cli(&[
@@ -583,8 +566,18 @@ fn killed_and_resumed_runs_give_identical_files() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(full.mul_f64(*fraction));
-        child.kill().unwrap(); // SIGKILL
+        // Killed once the journal holds about `fraction` of the job's 1200 tiles (about 2.1 kB
+        // each): a point in the job, not in time, so a slow machine moves nothing.
+        let journal = ee_model::journal::journal_path(&output);
+        let target = (fraction * 1200.0 * 2100.0) as u64;
+        let deadline = std::time::Instant::now() + full * 20;
+        while child.try_wait().unwrap().is_none()
+            && std::fs::metadata(&journal).map_or(0, |m| m.len()) < target
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
         let mut again: Vec<&std::ffi::OsStr> = args.to_vec();
         again.push("--resume".as_ref());
@@ -606,7 +599,7 @@ fn killed_and_resumed_runs_give_identical_files() {
             let diffs: Vec<usize> = (0..g.len()).filter(|&i| g[i] != w[i]).collect();
             assert!(
                 diffs.is_empty(),
-                "run killed at {fraction} of its time: band {} differs after resuming at {} pixels, first at pixel {} (col {}, row {}): {} vs {}",
+                "run killed at {fraction} of its tiles: band {} differs after resuming at {} pixels, first at pixel {} (col {}, row {}): {} vs {}",
                 b + 1,
                 diffs.len(),
                 diffs[0],
@@ -618,7 +611,7 @@ fn killed_and_resumed_runs_give_identical_files() {
         }
         assert!(
             std::fs::read(&output).unwrap() == std::fs::read(&reference).unwrap(),
-            "run killed at {fraction} of its time: the resumed file's bytes differ from the reference's"
+            "run killed at {fraction} of its tiles: the resumed file's bytes differ from the reference's"
         );
         assert!(
             !ee_model::journal::journal_path(&output).exists(),

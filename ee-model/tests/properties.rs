@@ -5,16 +5,15 @@
 //! batching under maxPayloadBytes, invalid inputs named or skipped and counted, and the
 //! command line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-use ee_model::{LocalModel, Model, ModelSpec, PropertiesOptions};
+use common::models;
+use ee_model::{Model, ModelSpec, PropertiesOptions};
 
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
-}
-
+/// A fresh folder for `test`.
 fn scratch(test: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("ee-model-properties-{}-{test}", std::process::id()));
@@ -245,29 +244,7 @@ async fn local_model_over_geojson_and_geopackage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_server_batches_under_the_payload_budget() {
-    use axum::body::Bytes;
-    use ee_tensor_proto::payload::serialized_tf_tensors;
-    let model =
-        Arc::new(LocalModel::load(models().join("tabular.onnx"), ee_model::Layout::Nhwc).unwrap());
-    let requests = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
-    let (m, r) = (model.clone(), requests.clone());
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
-        let (m, r) = (m.clone(), r.clone());
-        async move {
-            assert_eq!(uri.path(), "/v1/projects/p/models/tab/versions/v1:predict");
-            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
-            r.lock().unwrap().push((rows.len(), body.len()));
-            let answers = tokio::task::spawn_blocking(move || m.run(&rows).unwrap())
-                .await
-                .unwrap();
-            let mut out = Vec::new();
-            serialized_tf_tensors::encode_response(&answers, &mut out).unwrap();
-            out
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (addr, requests) = common::serve_stt("tabular.onnx").await;
 
     let budget = 700;
     let spec = ModelSpec::from_json(&format!(
@@ -279,7 +256,15 @@ async fn loopback_server_batches_under_the_payload_budget() {
     let dir = scratch("remote");
     let n = 40;
     let sent = geojson_and_geopackage(&model, &dir, n).await;
-    let seen = requests.lock().unwrap().clone();
+    let seen: Vec<(usize, usize)> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(path, rows, bytes)| {
+            assert_eq!(path, "/v1/projects/p/models/tab/versions/v1:predict");
+            (*rows, *bytes)
+        })
+        .collect();
     eprintln!("requests per file {sent:?}; (features, bytes) per request {seen:?}");
     assert_eq!(sent.iter().sum::<usize>(), seen.len());
     assert!(
@@ -292,7 +277,6 @@ async fn loopback_server_batches_under_the_payload_budget() {
         "several features per request: {seen:?}"
     );
     assert_eq!(seen.iter().map(|&(rows, _)| rows).sum::<usize>(), 2 * n);
-    server.abort();
 }
 
 /// `a` missing in feature 2 and not a number in feature 4 (`a` becomes a text field).

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ee_model::{JobPlan, LocalModel, Model, ModelSpec, PredictOptions, Progress};
-use ee_tensor_proto::payload::serialized_tf_tensors;
+use ee_model::{JobPlan, Model, ModelSpec, PredictOptions, Progress};
 
-use common::{make_input, models, read_band, scratch};
+use common::{make_input, read_band, scratch, serve_stt};
 
 /// A tmpfs of `bytes` mounted at `dir`, unmounted when dropped; `None` (with the reason
 /// printed) where this process may not mount, unless `CI` says the test must run.
@@ -51,30 +50,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// An AI Platform route answering with the conv model, counting requests.
-async fn counting_server(requests: Arc<AtomicUsize>) -> std::net::SocketAddr {
-    use axum::body::Bytes;
-    let model =
-        Arc::new(LocalModel::load(models().join("conv_r2.onnx"), ee_model::Layout::Nhwc).unwrap());
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let (m, r) = (model.clone(), requests.clone());
-        async move {
-            r.fetch_add(1, Ordering::SeqCst);
-            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
-            let answers = tokio::task::spawn_blocking(move || m.run(&rows).unwrap())
-                .await
-                .unwrap();
-            let mut out = Vec::new();
-            serialized_tf_tensors::encode_response(&answers, &mut out).unwrap();
-            out
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_job_and_resume_finishes_it() {
     let dir = scratch("full_disk");
@@ -82,8 +57,7 @@ async fn a_full_disk_stops_the_job_and_resume_finishes_it() {
     let Some(_mount) = Tmpfs::mount(&dir, 24 << 20) else {
         return;
     };
-    let requests = Arc::new(AtomicUsize::new(0));
-    let addr = counting_server(requests.clone()).await;
+    let (addr, requests) = serve_stt("conv_r2.onnx").await;
     let input = scratch("full_disk_in.tif");
     make_input(&input, 384, 384, None);
     let spec = ModelSpec::from_json(&format!(
@@ -125,7 +99,7 @@ async fn a_full_disk_stops_the_job_and_resume_finishes_it() {
     );
     let plan = plan.lock().unwrap().clone().unwrap();
     let per_request = plan.tiles.div_ceil(plan.requests);
-    let (sent, written) = (requests.load(Ordering::SeqCst), done.load(Ordering::SeqCst));
+    let (sent, written) = (requests.lock().unwrap().len(), done.load(Ordering::SeqCst));
     assert!(
         written < plan.tiles / 2,
         "the disk filled late ({written} of {} tiles written): the test proves nothing",
@@ -149,7 +123,7 @@ async fn a_full_disk_stops_the_job_and_resume_finishes_it() {
 
     // The cause removed, --resume finishes the job with the pixels of a clean run.
     std::fs::remove_file(&filler).unwrap();
-    let before = requests.load(Ordering::SeqCst);
+    let before = requests.lock().unwrap().len();
     let resumed = model
         .predict_image(
             std::slice::from_ref(&input),
@@ -163,7 +137,7 @@ async fn a_full_disk_stops_the_job_and_resume_finishes_it() {
         .unwrap();
     assert!(resumed.resumed > 0, "tiles were replayed from the journal");
     assert!(
-        requests.load(Ordering::SeqCst) - before < plan.requests,
+        requests.lock().unwrap().len() - before < plan.requests,
         "resuming did not predict everything again"
     );
     let clean = scratch("full_disk_clean.tif");

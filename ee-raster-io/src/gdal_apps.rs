@@ -47,7 +47,9 @@ pub(crate) fn quiet_gdal() {
     });
 }
 
+/// GDAL's last error message, then its error state reset.
 pub(crate) fn last_message() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a valid NUL-terminated string owned by GDAL.
     unsafe {
         let msg = CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
             .to_string_lossy()

@@ -69,7 +69,16 @@ fn demo() -> Result<(), String> {
     run(
         env.cargo()
             .args([
-                "run", "--quiet", "-p", "ee-model", "--", "predict", "--spec",
+                // The embedded runtime alone: no serving node, no gRPC (`ee-model`'s default
+                // features), so a first run compiles only what the demo runs.
+                "run",
+                "--quiet",
+                "-p",
+                "ee-model",
+                "--no-default-features",
+                "--",
+                "predict",
+                "--spec",
             ])
             .arg(demo.join("water-spec.json"))
             .arg("--input")

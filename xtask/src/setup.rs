@@ -16,6 +16,8 @@ pub const FEATURE_CHECKS: &[(&str, &str)] = &[
     ("ee-tensor-proto", ""),
     ("ee-predict-client", ""),
     ("ee-serve", ""),
+    // The demo's build: the embedded runtime without the serving node and gRPC.
+    ("ee-model", ""),
 ];
 
 /// `cargo check --no-default-features` of every crate of [`FEATURE_CHECKS`] in one invocation

@@ -6,4 +6,5 @@ pub mod import_tfrecord;
 pub mod predict;
 pub mod predict_properties;
 pub mod prepare;
+#[cfg(feature = "serve")]
 pub mod serve;

@@ -1,5 +1,6 @@
 //! Helpers shared by ee-model's end-to-end tests: the test models, a scratch directory per
-//! test process, and small GeoTIFFs with known values.
+//! test process, small GeoTIFFs with known values, and a loopback server answering
+//! `SERIALIZED_TF_TENSORS` requests with a test model.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -18,15 +19,21 @@ pub fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A 3-band float32 raster with smooth varied values; `hole` is a nodata rectangle in band 2.
-pub fn make_input(path: &Path, w: usize, h: usize, hole: Option<(usize, usize, usize, usize)>) {
+/// A tiled GeoTIFF of `bands` bands of `T` on a 10 m UTM 33N grid, the bands described
+/// `B1`, `B2`...; the pixels are the caller's to write.
+pub fn create_tiff<T: gdal::raster::GdalType>(
+    path: &Path,
+    w: usize,
+    h: usize,
+    bands: usize,
+) -> Dataset {
     let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
     let mut ds = driver
-        .create_with_band_type_with_options::<f32, _>(
+        .create_with_band_type_with_options::<T, _>(
             path,
             w,
             h,
-            3,
+            bands,
             &RasterCreationOptions::from_iter(["TILED=YES"]),
         )
         .unwrap();
@@ -34,9 +41,20 @@ pub fn make_input(path: &Path, w: usize, h: usize, hole: Option<(usize, usize, u
         .unwrap();
     ds.set_spatial_ref(&SpatialRef::from_epsg(32633).unwrap())
         .unwrap();
+    for b in 1..=bands {
+        ds.rasterband(b)
+            .unwrap()
+            .set_description(&format!("B{b}"))
+            .unwrap();
+    }
+    ds
+}
+
+/// A 3-band float32 raster with smooth varied values; `hole` is a nodata rectangle in band 2.
+pub fn make_input(path: &Path, w: usize, h: usize, hole: Option<(usize, usize, usize, usize)>) {
+    let ds = create_tiff::<f32>(path, w, h, 3);
     for b in 1..=3 {
         let mut band = ds.rasterband(b).unwrap();
-        band.set_description(&format!("B{b}")).unwrap();
         band.set_no_data_value(Some(-9999.0)).unwrap();
         let data: Vec<f32> = (0..w * h)
             .map(|i| {
@@ -77,6 +95,39 @@ pub fn read_band(path: &Path, band: usize) -> (Vec<f32>, usize, usize, Option<f6
 /// test binary that includes this module asks for it.
 #[allow(unused_imports)]
 pub use ee_fuzzkit::interop_python;
+
+/// Requests a [`serve_stt`] server answered: each one's path, instance count and body bytes.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, usize, usize)>>>;
+
+/// A loopback HTTP server (any path, e.g. AI Platform's) answering `SERIALIZED_TF_TENSORS`
+/// requests with the test model `file`; returns its address and what it has answered.
+pub async fn serve_stt(file: &str) -> (std::net::SocketAddr, Seen) {
+    use ee_tensor_proto::payload::serialized_tf_tensors;
+    let model = std::sync::Arc::new(
+        ee_model::LocalModel::load(models().join(file), ee_model::Layout::Nhwc).unwrap(),
+    );
+    let seen = Seen::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let (m, log) = (model.clone(), log.clone());
+        async move {
+            let rows = serialized_tf_tensors::decode_request(&body, &[]).unwrap();
+            log.lock()
+                .unwrap()
+                .push((uri.path().to_string(), rows.len(), body.len()));
+            let answers = tokio::task::spawn_blocking(move || m.run(&rows).unwrap())
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            serialized_tf_tensors::encode_response(&answers, &mut out).unwrap();
+            out
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
 
 /// A child process killed (and reaped) when dropped.
 pub struct ChildGuard(pub std::process::Child);
