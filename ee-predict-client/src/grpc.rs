@@ -33,8 +33,7 @@ use crate::{Error, Result};
 /// Largest gRPC message either way.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
-/// Name of the single input of `GRPC_TF_EXAMPLES` requests.
-pub const EXAMPLES_INPUT: &str = "input";
+pub use ee_tensor_proto::payload::EXAMPLES_INPUT;
 
 /// Which service and model a gRPC transport talks to.
 #[derive(Clone, Debug, PartialEq)]

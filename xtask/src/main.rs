@@ -70,12 +70,15 @@ fn demo() -> Result<(), String> {
         env.cargo()
             .args([
                 // The embedded runtime alone: no serving node, no gRPC (`ee-model`'s default
-                // features), so a first run compiles only what the demo runs.
+                // features), dependencies unoptimised but for tract's kernels (the
+                // `first-run` profile), so a first run compiles only what the demo runs, fast.
                 "run",
                 "--quiet",
                 "-p",
                 "ee-model",
                 "--no-default-features",
+                "--profile",
+                "first-run",
                 "--",
                 "predict",
                 "--spec",
