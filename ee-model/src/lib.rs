@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 pub use ee_runtime::{Layout, LocalModel};
 pub use error::{Error, Result};
-pub use pipeline::{JobPlan, PlanFn, PredictOptions, Progress, ProgressFn, Report, StageTimes};
+pub use pipeline::{
+    JobPlan, NonFinite, PlanFn, PredictOptions, Progress, ProgressFn, Report, StageTimes,
+};
 pub use properties::{PropertiesOptions, PropertiesReport};
 pub use spec::{ModelSpec, OutputBandSpec, PredictorSpec};
 

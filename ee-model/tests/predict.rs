@@ -326,6 +326,79 @@ async fn integer_outputs_keep_their_values_and_count_what_was_clamped() {
     assert_eq!(report.written.nodata_collisions, 0);
 }
 
+/// Never a silent wrong answer: the square-root model answers NaN for negative inputs. Where
+/// some values are NaN the job writes them and reports the exact count; where a tile's every
+/// valid value is NaN (the inputs shifted below zero) the job fails naming the tile, the
+/// output and the runtime, unless such answers are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_finite_answers_are_counted_and_an_all_nan_tile_fails_the_job() {
+    let spec = |band: &str| {
+        ModelSpec::from_json(&format!(
+            r#"{{"predictor": {{"type": "local", "path": "{}", "batchSize": 3}}, "inputBands": {{"input": ["{band}"]}},
+                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}}}}"#,
+            models().join("sqrt.onnx").display()
+        ))
+        .unwrap()
+    };
+    let input = scratch("nan_in.tif");
+    make_input(&input, 40, 30, Some((0, 0, 40, 3)));
+    let output = scratch("nan_out.tif");
+    // Band 2: about half its values negative, its top rows masked.
+    let report = run(
+        spec("B2"),
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    let (b2, ..) = read_band(&input, 2);
+    let negative = b2.iter().filter(|&&v| v != -9999.0 && v < 0.0).count();
+    assert!(negative > 100);
+    assert_eq!(report.non_finite.values, negative as u64, "counted exactly");
+    assert!(report.non_finite.tiles > 0 && report.non_finite.tiles <= 6);
+
+    // An input whose every value is negative: every tile answers NaN everywhere.
+    let negative_input = scratch("nan_negative.tif");
+    let ds = common::create_tiff::<f32>(&negative_input, 40, 30, 1);
+    ds.rasterband(1)
+        .unwrap()
+        .write(
+            (0, 0),
+            (40, 30),
+            &mut gdal::raster::Buffer::new((40, 30), vec![-1.0f32; 1200]),
+        )
+        .unwrap();
+    drop(ds);
+    let output = scratch("nan_out_all.tif");
+    let err = Model::new(spec("B1"))
+        .unwrap()
+        .predict_image(
+            std::slice::from_ref(&negative_input),
+            &output,
+            &PredictOptions::default(),
+        )
+        .await
+        .expect_err("an all-NaN tile fails the job")
+        .to_string();
+    assert!(
+        err.starts_with("model answer: tile (col ")
+            && err.contains("nan_out_all.tif")
+            && err.contains("sqrt.onnx")
+            && err.contains("NaN"),
+        "{err}"
+    );
+    assert!(!output.exists(), "no output that looks complete");
+    let allowed = PredictOptions {
+        allow_non_finite: true,
+        ..Default::default()
+    };
+    let report = run(spec("B1"), &[negative_input], &output, &allowed).await;
+    assert_eq!(
+        (report.non_finite.tiles, report.non_finite.values),
+        (6, 1200)
+    );
+}
+
 /// The case the guard exists for: a `proj.scale` typo under `fixInputProj` (0.001 m where 10 m
 /// was meant) asks for about 5e8 tiles. It is refused with its figures by the command, run
 /// with its address space capped at 3 GiB: the guard works from the grid's arithmetic, where
@@ -342,17 +415,13 @@ fn a_scale_typo_is_refused_in_constant_memory() {
            "proj": {"crs": "EPSG:32633", "scale": [0.001, 0.001]}, "fixInputProj": true"#,
     );
     let output = scratch("typo_out.tif");
-    let run = Command::new("sh")
+    let mut shell = Command::new("sh");
+    shell
         .arg("-c")
         .arg(r#"ulimit -v 3145728 && exec "$@""#)
         .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_ee-model"))
-        .args(["predict", "--spec"])
-        .arg(&spec)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
+        .arg(env!("CARGO_BIN_EXE_ee-model"));
+    let run = predict_args(shell, &spec, &input, &output)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
@@ -447,15 +516,14 @@ fn the_command_line_runs_and_fails_in_one_line() {
     assert!(output.exists() && png.exists());
 
     std::fs::write(&spec, r#"{"predictor": {"type": "local", "path": "nope.onnx"}, "inputTileSize": [16, 16], "outputBands": {"o": {"type": "float"}}}"#).unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_ee-model"))
-        .args(["predict", "--spec"])
-        .arg(&spec)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let run = predict_args(
+        Command::new(env!("CARGO_BIN_EXE_ee-model")),
+        &spec,
+        &input,
+        &output,
+    )
+    .output()
+    .unwrap();
     let err = String::from_utf8_lossy(&run.stderr).to_string();
     assert!(!run.status.success());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -482,6 +550,19 @@ fn local_spec_file(name: &str, model: &str, predictor_extra: &str, fields: &str)
     )
     .unwrap();
     spec
+}
+
+/// `command` (the program, or a shell that runs it) given `predict --spec S --input I
+/// --output O`.
+fn predict_args(mut command: Command, spec: &Path, input: &Path, output: &Path) -> Command {
+    command
+        .args(["predict", "--spec"])
+        .arg(spec)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output);
+    command
 }
 
 fn cli(args: &[&std::ffi::OsStr]) -> Command {

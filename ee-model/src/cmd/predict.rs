@@ -84,6 +84,10 @@ pub struct PredictArgs {
     /// With crop merging, `gdalbuildvrt` of the shards' outputs gives the whole job's pixels.
     #[arg(long)]
     shard: Option<Shard>,
+    /// Write tiles whose every valid value the model answered as NaN or infinite, instead of
+    /// failing the job on the first one (such values are counted and reported either way).
+    #[arg(long)]
+    allow_non_finite: bool,
 }
 
 fn parse_region(s: &str) -> Result<Window, String> {
@@ -147,6 +151,7 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
         nodata,
         region,
         shard,
+        allow_non_finite,
     } = args;
     let mut spec = ModelSpec::from_file(&spec).map_err(|e| e.to_string())?;
     if let Some(v) = nodata {
@@ -178,6 +183,7 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
         quicklook: quicklook.map(|p| (p, quicklook_bands)),
         region,
         shard,
+        allow_non_finite,
         progress: Some(progress_reporter(bar.clone())),
         on_plan: Some(Arc::new(move |plan| {
             eprintln!("ee-model: {plan}");
@@ -216,6 +222,12 @@ pub async fn run(cli_verbose: u8, args: PredictArgs) -> Result<(), String> {
     );
     if let Some(m) = &report.metrics {
         println!("requests: {m}");
+    }
+    if report.non_finite.values > 0 {
+        println!(
+            "non-finite: {} NaN or infinite values answered where the inputs were valid, in {} tiles",
+            report.non_finite.values, report.non_finite.tiles
+        );
     }
     if report.written.clamped > 0 || report.written.nodata_collisions > 0 {
         println!("output type: {}", report.written);

@@ -1,5 +1,6 @@
 //! Answers and cropping: a model's answer for one tile checked against the declared output
-//! bands, cropped (or kept whole, for blending) and laid out as the tile's planes.
+//! bands, cropped (or kept whole, for blending) and laid out as the tile's planes; and its
+//! non-finite values counted, so that a model answering NaN is never a silent wrong answer.
 
 use ee_raster_io::OutputBand;
 use ee_tensor_proto::{Instance, Tensor};
@@ -119,6 +120,66 @@ pub(crate) fn to_answer<P: Pixel>(
         },
         planes,
     ))
+}
+
+/// Non-finite values (NaN, infinities) answered where the inputs were valid: counted over the
+/// job's predicted tiles.
+#[derive(Default)]
+pub(crate) struct NonFiniteCounter {
+    tiles: std::sync::atomic::AtomicU64,
+    values: std::sync::atomic::AtomicU64,
+}
+
+/// What [`NonFiniteCounter`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NonFinite {
+    /// Tiles whose answer had at least one non-finite value where the inputs were valid.
+    pub tiles: u64,
+    /// Those values, all tiles together.
+    pub values: u64,
+}
+
+impl NonFiniteCounter {
+    pub(crate) fn add(&self, values: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if values > 0 {
+            self.tiles.fetch_add(1, Relaxed);
+            self.values.fetch_add(values, Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> NonFinite {
+        use std::sync::atomic::Ordering::Relaxed;
+        NonFinite {
+            tiles: self.tiles.load(Relaxed),
+            values: self.values.load(Relaxed),
+        }
+    }
+}
+
+/// The non-finite values of `answer` at the output pixels its inputs left valid, and how many
+/// values those pixels hold (every plane of every valid pixel of the core).
+pub(crate) fn non_finite<P: Pixel>(answer: &TileAnswer<P>) -> (u64, u64) {
+    let m = answer.margins;
+    let (rows, cols) = answer.valid.dim();
+    let (mut bad, mut all) = (0u64, 0u64);
+    for r in 0..rows {
+        for c in 0..cols {
+            if !answer.valid[[r, c]] {
+                continue;
+            }
+            let Some(px) = answer
+                .values
+                .slice(ndarray::s![m.top + r, m.left + c, ..])
+                .to_slice()
+            else {
+                continue;
+            };
+            all += px.len() as u64;
+            bad += px.iter().filter(|v| !v.to_f64().is_finite()).count() as u64;
+        }
+    }
+    (bad, all)
 }
 
 /// The output band names: `name` for scalar bands, `name_0`, `name_1`... for array bands.

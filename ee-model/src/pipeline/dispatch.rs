@@ -13,7 +13,7 @@ use ee_tiling::{MergeMode, Pixel, Tile, TileGrid};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::answers::to_answer;
+use super::answers::{non_finite, to_answer, NonFiniteCounter};
 use super::inputs::{TileReader, TileWork};
 use super::writer::{ToWriter, WriterFailed};
 use super::{Runner, StageClock};
@@ -95,6 +95,13 @@ pub(crate) struct Dispatch<P> {
     pub clock: Arc<StageClock>,
     pub to_writer: mpsc::Sender<ToWriter<P>>,
     pub writer_failed: WriterFailed,
+    /// Non-finite answers, counted.
+    pub non_finite: Arc<NonFiniteCounter>,
+    /// Refuse a tile whose every valid value is non-finite (else count and write it).
+    pub refuse_non_finite: bool,
+    /// The output and the runtime, for messages.
+    pub output: Arc<str>,
+    pub runtime: Arc<str>,
 }
 
 /// How dispatching ended.
@@ -167,16 +174,7 @@ pub(crate) async fn run<P: Pixel>(
                 }
             },
         };
-        tasks.spawn(predict_batch(
-            work,
-            permit,
-            job.runner.clone(),
-            job.grid,
-            job.bands.clone(),
-            job.merge,
-            job.clock.clone(),
-            job.to_writer.clone(),
-        ));
+        tasks.spawn(predict_batch(work, permit, Batch::of(&job)));
     }
     if *writer_failed.borrow() {
         // Nothing more can be written: requests in flight (and their retries) are dropped.
@@ -208,19 +206,57 @@ fn flatten(done: std::result::Result<Result<()>, tokio::task::JoinError>) -> Res
     done.map_err(|e| Error::Worker(format!("pipeline: {e}")))?
 }
 
-/// Predicts one batch and hands each answer, cropped, to the writer with its slot of the
-/// in-flight budget.
-#[allow(clippy::too_many_arguments)]
-async fn predict_batch<P: Pixel>(
-    mut work: Vec<TileWork>,
-    mut permit: tokio::sync::OwnedSemaphorePermit,
+/// What one batch's task needs of the dispatch.
+struct Batch<P> {
     runner: Runner,
     grid: TileGrid,
     bands: Arc<Vec<OutputBandSpec>>,
     merge: MergeMode,
     clock: Arc<StageClock>,
     to_writer: mpsc::Sender<ToWriter<P>>,
+    non_finite: Arc<NonFiniteCounter>,
+    refuse_non_finite: bool,
+    output: Arc<str>,
+    runtime: Arc<str>,
+}
+
+impl<P> Batch<P> {
+    fn of(job: &Dispatch<P>) -> Self {
+        Batch {
+            runner: job.runner.clone(),
+            grid: job.grid,
+            bands: job.bands.clone(),
+            merge: job.merge,
+            clock: job.clock.clone(),
+            to_writer: job.to_writer.clone(),
+            non_finite: job.non_finite.clone(),
+            refuse_non_finite: job.refuse_non_finite,
+            output: job.output.clone(),
+            runtime: job.runtime.clone(),
+        }
+    }
+}
+
+/// Predicts one batch and hands each answer, cropped, to the writer with its slot of the
+/// in-flight budget. A tile whose every valid value came back NaN or infinite fails the job
+/// (unless allowed); any non-finite value is counted.
+async fn predict_batch<P: Pixel>(
+    mut work: Vec<TileWork>,
+    mut permit: tokio::sync::OwnedSemaphorePermit,
+    job: Batch<P>,
 ) -> Result<()> {
+    let Batch {
+        runner,
+        grid,
+        bands,
+        merge,
+        clock,
+        to_writer,
+        non_finite: counter,
+        refuse_non_finite,
+        output,
+        runtime,
+    } = job;
     let instances: Vec<Instance> = work
         .iter_mut()
         .map(|w| std::mem::replace(&mut w.instance, Instance::new()))
@@ -260,6 +296,20 @@ async fn predict_batch<P: Pixel>(
     for (a, w) in answers.into_iter().zip(&work) {
         let cropping = Instant::now();
         let (answer, planes) = to_answer::<P>(a, w, &grid, &bands, merge)?;
+        let (bad, all) = non_finite(&answer);
+        if bad > 0 {
+            tracing::warn!(
+                "tile {}: {bad} of {all} values answered where the inputs were valid are NaN or infinite ({runtime})",
+                w.tile.index
+            );
+            if bad == all && refuse_non_finite {
+                return Err(Error::Answer(format!(
+                    "tile {} of {output}: every one of its {all} values is NaN or infinite where the inputs were valid ({runtime}); the model cannot be run as it is on these inputs (--allow-non-finite writes such answers)",
+                    w.tile.index
+                )));
+            }
+        }
+        counter.add(bad);
         StageClock::add(&clock.crop, cropping);
         let slot = permit.split(1);
         if to_writer

@@ -31,6 +31,7 @@ use crate::spec::ModelSpec;
 use crate::{Error, Result};
 use ee_runtime::LocalModel;
 
+pub use answers::NonFinite;
 pub use plan::JobPlan;
 
 /// Bytes per pixel and band of a window as read (f64 planes).
@@ -82,6 +83,9 @@ pub struct PredictOptions {
     /// Predict only this shard's band of tile rows (of the region); with crop merging the
     /// shards' outputs mosaic into the whole job's pixels.
     pub shard: Option<Shard>,
+    /// Write tiles whose every valid value came back NaN or infinite (they are counted either
+    /// way). Off: such a tile fails the job, naming the tile, the output and the runtime.
+    pub allow_non_finite: bool,
 }
 
 impl Default for PredictOptions {
@@ -99,6 +103,7 @@ impl Default for PredictOptions {
             on_plan: None,
             region: None,
             shard: None,
+            allow_non_finite: false,
         }
     }
 }
@@ -163,6 +168,9 @@ pub struct Report {
     /// What converting the answers to the output type changed: values clamped to its range,
     /// valid values equal to the nodata value (they read back as masked).
     pub written: ee_raster_io::WriteStats,
+    /// NaN or infinite values the model answered where the inputs were valid (predicted
+    /// tiles; replayed ones were counted when they were predicted).
+    pub non_finite: NonFinite,
 }
 
 /// Where predictions are computed.
@@ -320,6 +328,14 @@ async fn predict_image_as<P: Pixel>(
         dispatch::read_with(stack, tile_reader),
         (per_request * 2).max(4),
     )?;
+    let non_finite = Arc::new(answers::NonFiniteCounter::default());
+    let runtime: Arc<str> = match (runner, &spec.predictor) {
+        (Runner::Local { .. }, crate::spec::PredictorSpec::Local { path, .. }) => {
+            format!("the embedded runtime (tract), model {}", path.display()).into()
+        }
+        (Runner::Local { .. }, _) => "the embedded runtime (tract)".into(),
+        (Runner::Remote(client), _) => client.describe().into(),
+    };
     let ended = dispatch::run::<P>(
         dispatch::Dispatch {
             runner: runner.clone(),
@@ -331,6 +347,10 @@ async fn predict_image_as<P: Pixel>(
             clock: clock.clone(),
             to_writer: to_writer.clone(),
             writer_failed,
+            non_finite: non_finite.clone(),
+            refuse_non_finite: !options.allow_non_finite,
+            output: output.display().to_string().into(),
+            runtime,
         },
         &mut reader.tiles,
     )
@@ -354,6 +374,15 @@ async fn predict_image_as<P: Pixel>(
             let _ = std::fs::remove_file(ee_raster_io::partial_path(output));
         })?;
     journal.remove()?;
+    let counted = non_finite.get();
+    if counted.values > 0 {
+        tracing::warn!(
+            "{}: {} NaN or infinite values answered where the inputs were valid, in {} tiles",
+            output.display(),
+            counted.values,
+            counted.tiles
+        );
+    }
     if write_stats.clamped > 0 || write_stats.nodata_collisions > 0 {
         tracing::warn!("{}: {write_stats}", output.display());
     }
@@ -382,6 +411,7 @@ async fn predict_image_as<P: Pixel>(
         quicklook,
         stages: clock.times(),
         written: write_stats,
+        non_finite: non_finite.get(),
     })
 }
 
