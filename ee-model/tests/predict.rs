@@ -399,6 +399,42 @@ async fn non_finite_answers_are_counted_and_an_all_nan_tile_fails_the_job() {
     );
 }
 
+/// Declared shapes are hints: a model whose declared output and value_info name the height
+/// after the batch axis (as PyTorch's exporter did) loads, and answers what the graph
+/// computes (`max(input, 0)`, checked against the input; onnxruntime gives the same, see
+/// `models/make_mislabelled.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contradicting_declared_output_shapes_are_dropped() {
+    let input = scratch("mislabelled_in.tif");
+    make_input(&input, 40, 30, Some((3, 4, 9, 8)));
+    let output = scratch("mislabelled_out.tif");
+    let spec = ModelSpec::from_json(&format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}", "layout": "NCHW"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
+            "inputTileSize": [16, 16], "inputOverlapSize": [2, 2], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
+        models().join("mislabelled.onnx").display()
+    ))
+    .unwrap();
+    run(
+        spec,
+        std::slice::from_ref(&input),
+        &output,
+        &PredictOptions::default(),
+    )
+    .await;
+    let mask = read_band(&input, 2).0;
+    for b in 1..=3 {
+        let (inp, ..) = read_band(&input, b);
+        let (out, ..) = read_band(&output, b);
+        for (i, (&x, &y)) in inp.iter().zip(&out).enumerate() {
+            if mask[i] == -9999.0 {
+                assert!(y.is_nan(), "band {b} pixel {i}: masked");
+            } else {
+                assert_eq!(y, x.max(0.0), "band {b} pixel {i}");
+            }
+        }
+    }
+}
+
 /// The case the guard exists for: a `proj.scale` typo under `fixInputProj` (0.001 m where 10 m
 /// was meant) asks for about 5e8 tiles. It is refused with its figures by the command, run
 /// with its address space capped at 3 GiB: the guard works from the grid's arithmetic, where

@@ -85,14 +85,33 @@ impl Engine {
         if !path.exists() {
             return Err(fail("no such file".into()));
         }
-        let model = tract_onnx::onnx()
-            .model_for_path(&path)
-            .map_err(|e| fail(format!("cannot load: {e:#}")))?;
-        let typed = model.into_typed().map_err(|e| {
-            fail(format!(
-                "cannot type the graph (give the model named or fixed input dimensions): {e:#}"
-            ))
-        })?;
+        let load = |onnx: tract_onnx::model::Onnx| {
+            onnx.model_for_path(&path)
+                .map_err(|e| fail(format!("cannot load: {e:#}")))
+        };
+        // Declared output shapes and value_info are hints, as onnxruntime takes them: some
+        // exporters get them wrong (PyTorch named an output's height after the batch axis,
+        // `[batch_size, 3, batch_size, W]`), and tract would refuse to unify them with what
+        // the graph computes. When they contradict the graph, they are dropped, and the log
+        // says so.
+        let typed = match load(tract_onnx::onnx())?.into_typed() {
+            Ok(typed) => typed,
+            Err(strict) => {
+                let lenient = tract_onnx::onnx()
+                    .with_ignore_output_shapes(true)
+                    .with_ignore_value_info(true);
+                let typed = load(lenient)?.into_typed().map_err(|e| {
+                    fail(format!(
+                        "cannot type the graph (give the model named or fixed input dimensions): {e:#} (with its declared output shapes and value_info too: {strict:#})"
+                    ))
+                })?;
+                tracing::warn!(
+                    "{}: the declared output shapes or value_info contradict the graph ({strict:#}); loaded without them, as onnxruntime does",
+                    path.display()
+                );
+                typed
+            }
+        };
         let mut inputs = Vec::new();
         for (i, outlet) in typed
             .input_outlets()
