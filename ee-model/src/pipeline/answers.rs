@@ -130,7 +130,7 @@ pub(crate) struct NonFiniteCounter {
     values: std::sync::atomic::AtomicU64,
 }
 
-/// What [`NonFiniteCounter`] counted.
+/// NaN or infinite values a job's model answered where the inputs were valid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NonFinite {
     /// Tiles whose answer had at least one non-finite value where the inputs were valid.
