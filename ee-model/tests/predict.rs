@@ -124,13 +124,12 @@ async fn a_classifier_gives_one_pixel_per_tile() {
     let input = scratch("clf_in.tif");
     make_input(&input, 100, 70, None);
     let output = scratch("clf_out.tif");
-    let spec = ModelSpec::from_json(&format!(
-        r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
-            "inputTileSize": [32, 32], "outputTileSize": [1, 1],
-            "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
-        models().join("classifier.onnx").display()
-    ))
-    .unwrap();
+    let spec = local_spec(
+        "classifier.onnx",
+        "",
+        r#""inputBands": {"input": ["B1", "B2", "B3"]}, "inputTileSize": [32, 32], "outputTileSize": [1, 1],
+           "outputBands": {"output": {"type": "float", "dimensions": 1}}"#,
+    );
     run(
         spec,
         std::slice::from_ref(&input),
@@ -271,12 +270,13 @@ async fn integer_outputs_keep_their_values_and_count_what_was_clamped() {
     let input = scratch("int_in.tif");
     make_input(&input, 50, 40, Some((5, 5, 15, 10)));
     let spec = |nodata: &str| {
-        ModelSpec::from_json(&format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}"}}, "inputBands": {{"input": ["B2"]}},
-                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "byte"{nodata}}}}}}}"#,
-            models().join("identity.onnx").display()
-        ))
-        .unwrap()
+        local_spec(
+            "identity.onnx",
+            "",
+            &format!(
+                r#""inputBands": {{"input": ["B2"]}}, "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "byte"{nodata}}}}}"#
+            ),
+        )
     };
     let output = scratch("int_out.tif");
     let report = run(
@@ -333,12 +333,13 @@ async fn integer_outputs_keep_their_values_and_count_what_was_clamped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_finite_answers_are_counted_and_an_all_nan_tile_fails_the_job() {
     let spec = |band: &str| {
-        ModelSpec::from_json(&format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}", "batchSize": 3}}, "inputBands": {{"input": ["{band}"]}},
-                "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}}}}"#,
-            models().join("sqrt.onnx").display()
-        ))
-        .unwrap()
+        local_spec(
+            "sqrt.onnx",
+            r#", "batchSize": 3"#,
+            &format!(
+                r#""inputBands": {{"input": ["{band}"]}}, "inputTileSize": [16, 16], "outputBands": {{"output": {{"type": "float"}}}}"#
+            ),
+        )
     };
     let input = scratch("nan_in.tif");
     make_input(&input, 40, 30, Some((0, 0, 40, 3)));
@@ -408,12 +409,12 @@ async fn contradicting_declared_output_shapes_are_dropped() {
     let input = scratch("mislabelled_in.tif");
     make_input(&input, 40, 30, Some((3, 4, 9, 8)));
     let output = scratch("mislabelled_out.tif");
-    let spec = ModelSpec::from_json(&format!(
-        r#"{{"predictor": {{"type": "local", "path": "{}", "layout": "NCHW"}}, "inputBands": {{"input": ["B1", "B2", "B3"]}},
-            "inputTileSize": [16, 16], "inputOverlapSize": [2, 2], "outputBands": {{"output": {{"type": "float", "dimensions": 1}}}}}}"#,
-        models().join("mislabelled.onnx").display()
-    ))
-    .unwrap();
+    let spec = local_spec(
+        "mislabelled.onnx",
+        r#", "layout": "NCHW""#,
+        r#""inputBands": {"input": ["B1", "B2", "B3"]}, "inputTileSize": [16, 16], "inputOverlapSize": [2, 2],
+           "outputBands": {"output": {"type": "float", "dimensions": 1}}"#,
+    );
     run(
         spec,
         std::slice::from_ref(&input),
@@ -573,18 +574,24 @@ fn the_command_line_runs_and_fails_in_one_line() {
 const CONV_FIELDS: &str = r#""inputBands": {"input": ["B1", "B2", "B3"]}, "inputTileSize": [16, 16], "inputOverlapSize": [4, 4],
     "outputBands": {"output": {"type": "float", "dimensions": 1}}"#;
 
-/// Writes the spec file `name`: the local test model `model` (with `predictor_extra` fields in
-/// its predictor) and `fields`.
+/// The spec of the local test model `model` (with `predictor_extra` fields in its predictor)
+/// and `fields`, as JSON.
+fn local_json(model: &str, predictor_extra: &str, fields: &str) -> String {
+    format!(
+        r#"{{"predictor": {{"type": "local", "path": "{}"{predictor_extra}}}, {fields}}}"#,
+        models().join(model).display()
+    )
+}
+
+/// [`local_json`] as a spec.
+fn local_spec(model: &str, predictor_extra: &str, fields: &str) -> ModelSpec {
+    ModelSpec::from_json(&local_json(model, predictor_extra, fields)).unwrap()
+}
+
+/// Writes [`local_json`] to the spec file `name`.
 fn local_spec_file(name: &str, model: &str, predictor_extra: &str, fields: &str) -> PathBuf {
     let spec = scratch(name);
-    std::fs::write(
-        &spec,
-        format!(
-            r#"{{"predictor": {{"type": "local", "path": "{}"{predictor_extra}}}, {fields}}}"#,
-            models().join(model).display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&spec, local_json(model, predictor_extra, fields)).unwrap();
     spec
 }
 
