@@ -176,12 +176,8 @@ pub(crate) async fn run<P: Pixel>(
         };
         tasks.spawn(predict_batch(work, permit, Batch::of(&job)));
     }
-    if *writer_failed.borrow() {
-        // Nothing more can be written: requests in flight (and their retries) are dropped.
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        return Ended::WriterFailed;
-    }
+    // Let the batches in flight finish, unless the writer failed (now, or while they run):
+    // then nothing more can be written, and they (and their retries) are dropped.
     loop {
         tokio::select! {
             biased;
@@ -272,16 +268,22 @@ async fn predict_batch<P: Pixel>(
                 .iter()
                 .map(|w| format!("tile {}", w.tile.index))
                 .collect();
-            // A batch sized from the plan's sample may be too large for the budget once the
-            // values are known (the text formats); the client's planner splits it.
-            let mut answers = Vec::with_capacity(instances.len());
-            for range in client.plan(&instances, &labels)? {
-                let part = client
-                    .predict(&instances[range.clone()], &labels[range])
-                    .await?;
-                answers.extend(part);
+            match client.predict(&instances, &labels).await {
+                // Sized from the plan's sample (zeros), a batch of a text payload format may
+                // be over the budget once the values are known: the client's planner splits
+                // it. Only such a batch is encoded twice.
+                Err(ee_predict_client::Error::TileTooLarge { .. }) if instances.len() > 1 => {
+                    let mut answers = Vec::with_capacity(instances.len());
+                    for range in client.plan(&instances, &labels)? {
+                        let part = client
+                            .predict(&instances[range.clone()], &labels[range])
+                            .await?;
+                        answers.extend(part);
+                    }
+                    Ok(answers)
+                }
+                answered => answered.map_err(Error::from),
             }
-            Ok(answers)
         }
     }?;
     StageClock::add(&clock.predict, started);

@@ -127,12 +127,8 @@ pub(crate) fn checked_region(region: Window, size: RasterSize) -> Result<Window>
 /// names, this checks the bands the rasters actually have, before anything is read.
 pub(crate) fn tile_bytes(grid: &TileGrid, stack_bands: usize, plans: &[InputPlan]) -> Result<u64> {
     let size = grid.tile_size();
-    let margins = grid.overlap().margins();
-    let (w, h) = (
-        size.width as u128 + (margins.left + margins.right) as u128,
-        size.height as u128 + (margins.top + margins.bottom) as u128,
-    );
-    let pixels = w * h;
+    let (w, h) = window_size(grid);
+    let pixels = w as u128 * h as u128;
     let window = pixels * stack_bands as u128 * WINDOW_PIXEL_BYTES as u128;
     let tensors: u128 = plans
         .iter()
@@ -161,14 +157,19 @@ pub(crate) fn sample_instance(grid: &TileGrid, plans: &[InputPlan]) -> Instance 
     instance
 }
 
+/// The size `(width, height)` of every tile's window as read: its core plus the overlap
+/// margins (the spec bounds both, so the sum cannot overflow).
+fn window_size(grid: &TileGrid) -> (usize, usize) {
+    let (size, m) = (grid.tile_size(), grid.overlap().margins());
+    (
+        size.width + m.left + m.right,
+        size.height + m.top + m.bottom,
+    )
+}
+
 /// What each model input of a tile will be sent as: its name, type and shape per instance.
 pub(crate) fn input_descriptions(grid: &TileGrid, plans: &[InputPlan]) -> Vec<InputDescription> {
-    let size = grid.tile_size();
-    let margins = grid.overlap().margins();
-    let (w, h) = (
-        size.width + margins.left + margins.right,
-        size.height + margins.top + margins.bottom,
-    );
+    let (w, h) = window_size(grid);
     plans
         .iter()
         .map(|p| InputDescription {
