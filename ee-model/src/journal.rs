@@ -92,13 +92,11 @@ pub struct Journal {
     layout: Option<Vec<usize>>,
 }
 
-/// What [`Journal::resume`] found: the answers, the planes of each output band (`None` when
-/// no tile was journaled), and the journal, ready to append.
+/// What [`Journal::resume`] found: the answers and the journal, ready to append (its
+/// [`Journal::layout`] says how the answers' planes divide into bands).
 pub struct Resumed<P> {
     /// The journaled answers, in the order they were written.
     pub answers: Vec<TileAnswer<P>>,
-    /// Planes per output band.
-    pub layout: Option<Vec<usize>>,
     /// The journal.
     pub journal: Journal,
 }
@@ -375,10 +373,14 @@ impl Journal {
                 path: path.to_path_buf(),
                 writer,
                 last_sync: Instant::now(),
-                layout: layout.clone(),
+                layout,
             },
-            layout,
         })
+    }
+
+    /// Planes per output band of the journaled tiles; `None` before the first tile.
+    pub fn layout(&self) -> Option<&[usize]> {
+        self.layout.as_deref()
     }
 
     /// Appends one tile's answer, whose bands have `planes` planes each (the first append
@@ -550,10 +552,9 @@ mod tests {
             .unwrap();
         let Resumed {
             answers,
-            layout,
             journal: mut j,
         } = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
-        assert_eq!(layout, Some(vec![2]));
+        assert_eq!(j.layout(), Some(&[2][..]));
         assert_eq!(answers.len(), 2);
         assert_eq!(answers[1].values, answer(1).values);
         assert_eq!(answers[0].values, answer(0).values);
@@ -586,12 +587,12 @@ mod tests {
         j.append(&a, &[3, 1]).unwrap();
         drop(j);
         let r = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
-        assert_eq!(r.layout, Some(vec![3, 1]));
+        assert_eq!(r.journal.layout(), Some(&[3, 1][..]));
         assert_eq!(r.answers[0].values, a.values);
         // An empty journal has no layout yet.
         drop(Journal::create(&path, "abc").unwrap());
         let r = Journal::resume::<f64>(&path, "abc", &grid()).unwrap();
-        assert_eq!((r.layout, r.answers.len()), (None, 0));
+        assert_eq!((r.journal.layout(), r.answers.len()), (None, 0));
         // A v2 journal (tiles straight after the header) is refused, not misread.
         let mut w = TfRecordWriter::new(File::create(&path).unwrap(), Compression::None);
         w.write_record(&[MAGIC, b"abc"].concat()).unwrap();

@@ -161,22 +161,28 @@ impl NonFiniteCounter {
 /// values those pixels hold (every plane of every valid pixel of the core).
 pub(crate) fn non_finite<P: Pixel>(answer: &TileAnswer<P>) -> (u64, u64) {
     let m = answer.margins;
-    let (rows, cols) = answer.valid.dim();
+    let cols = answer.valid.dim().1;
+    fn bad_in<'a, P: Pixel + 'a>(values: impl IntoIterator<Item = &'a P>) -> u64 {
+        values
+            .into_iter()
+            .filter(|v| !v.to_f64().is_finite())
+            .count() as u64
+    }
     let (mut bad, mut all) = (0u64, 0u64);
-    for r in 0..rows {
-        for c in 0..cols {
-            if !answer.valid[[r, c]] {
-                continue;
+    for (r, valid) in answer.valid.outer_iter().enumerate() {
+        // The core's row `r`: `(cols, planes)`.
+        let row = answer
+            .values
+            .slice(ndarray::s![m.top + r, m.left..m.left + cols, ..]);
+        if valid.iter().all(|&v| v) {
+            // Every pixel valid (the usual row): one pass over the row's values.
+            all += row.len() as u64;
+            bad += bad_in(row);
+        } else {
+            for (px, _) in row.outer_iter().zip(&valid).filter(|(_, &v)| v) {
+                all += px.len() as u64;
+                bad += bad_in(px);
             }
-            let Some(px) = answer
-                .values
-                .slice(ndarray::s![m.top + r, m.left + c, ..])
-                .to_slice()
-            else {
-                continue;
-            };
-            all += px.len() as u64;
-            bad += px.iter().filter(|v| !v.to_f64().is_finite()).count() as u64;
         }
     }
     (bad, all)

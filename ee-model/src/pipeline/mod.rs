@@ -274,13 +274,11 @@ async fn predict_image_as<P: Pixel>(
     }
     let Resumed {
         answers: replay,
-        layout: replay_layout,
         journal,
     } = match resumed {
         Some(r) => r,
         None => Resumed {
             answers: Vec::new(),
-            layout: None,
             journal: Journal::create(&jpath, &fingerprint)?,
         },
     };
@@ -301,7 +299,6 @@ async fn predict_image_as<P: Pixel>(
         },
         journal,
         replay,
-        replay_layout,
         progress: options.progress.clone(),
         total: grid.len(),
         clock: clock.clone(),

@@ -41,8 +41,6 @@ pub(crate) struct WriterJob<P> {
     pub options: WriteOptions,
     pub journal: Journal,
     pub replay: Vec<TileAnswer<P>>,
-    /// Planes per band of the replayed answers (from the journal).
-    pub replay_layout: Option<Vec<usize>>,
     pub progress: Option<ProgressFn>,
     pub total: usize,
     pub clock: Arc<StageClock>,
@@ -91,7 +89,6 @@ fn write_loop<P: Pixel>(
         options,
         mut journal,
         replay,
-        replay_layout,
         progress,
         total,
         clock,
@@ -153,7 +150,7 @@ fn write_loop<P: Pixel>(
     };
     let take_all = || -> Result<()> {
         if !replay.is_empty() {
-            let layout = replay_layout.ok_or_else(|| {
+            let layout = journal.layout().map(<[usize]>::to_vec).ok_or_else(|| {
                 Error::Resume("the journal holds tiles but not the output bands' layout".into())
             })?;
             for answer in replay {
